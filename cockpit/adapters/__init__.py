@@ -1,0 +1,1 @@
+"""Backend adapters. Each lives in its own module and is found through the registry."""

@@ -1,0 +1,253 @@
+"""The adapter contract: small typed roles every backend implements.
+
+Data flows one way: adapters produce observations (status, log lines, metric
+windows), the engine folds them into state, the UI renders state. Intents go
+UI -> engine -> adapters. Nothing here imports Textual or a platform SDK; an
+adapter that wraps a blocking SDK calls it off the event loop
+(``asyncio.to_thread``) so a slow platform never freezes the screen.
+
+Roles
+-----
+* :class:`DeployBackend` - runs versions and splits traffic (stable/canary).
+* :class:`MetricsSource` - request rate, error rate and latency per track.
+* Logs are pushed by the backend into a :data:`LogSink` in batches.
+
+Each role declares :class:`Capability` flags so the screen can grey out what a
+backend cannot do, and every failure is one of the typed errors below so the
+engine can say precisely what went wrong.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+class Track(enum.StrEnum):
+    STABLE = "stable"
+    CANARY = "canary"
+
+
+class Capability(enum.StrEnum):
+    """What a backend can do; the UI greys out actions whose capability is missing."""
+
+    SET_WEIGHT = "set-weight"  # fine-grained canary weight (not only 0/100)
+    BLUE_GREEN = "blue-green"  # atomic 0 -> 100 switch between two full stacks
+    LOGS = "logs"  # pushes log lines of its workloads
+    SCRAPE_TARGETS = "scrape-targets"  # exposes /metrics URLs per track
+    ROLLBACK_TO_REVISION = "rollback-to-revision"  # can run any retained version again
+    MIGRATIONS = "migrations"
+    OWNS_WORKLOADS = "owns-workloads"  # workloads live and die with the cockpit (local)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class BackendError(Exception):
+    """Base of every adapter failure. ``str(err)`` is a one-line, user-facing message
+    that never contains a secret value."""
+
+    retryable: ClassVar[bool] = False
+
+
+class BackendUnavailable(BackendError):
+    """The platform cannot be reached right now (connection refused, timeout).
+    The engine shows the column as down and retries with backoff."""
+
+    retryable = True
+
+
+class BackendConfigError(BackendError):
+    """The adapter options in the plan are wrong (found vs expected)."""
+
+
+class VersionNotFound(BackendError):
+    """The requested version does not exist on this backend."""
+
+
+class PortInUse(BackendConfigError):
+    """A port the plan asks for is already taken by another process."""
+
+
+class HealthCheckFailed(BackendError):
+    """New workloads never became healthy within the deadline; no traffic was sent to them."""
+
+
+class CapabilityMissing(BackendError):
+    """The backend was asked for something it declared it cannot do."""
+
+
+# --------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True, slots=True)
+class TrackStatus:
+    version: str
+    replicas_desired: int
+    replicas_ready: int
+
+    @property
+    def healthy(self) -> bool:
+        return self.replicas_desired > 0 and self.replicas_ready >= self.replicas_desired
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    """What the platform really runs, as observed (not as intended)."""
+
+    stable: TrackStatus | None
+    canary: TrackStatus | None
+    weight: int  # percent of traffic on the canary, 0..100
+    url: str | None = None  # where users reach the service (router / ingress)
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    ts: float  # unix seconds when the line was read
+    env: str
+    source: str  # e.g. "canary 1.1.0 #1" or "router"
+    track: Track | None
+    text: str  # one line, without the trailing newline
+
+
+LogSink = Callable[[Sequence[LogLine]], None]
+"""Receives log lines in batches. Must be cheap and must not block (it appends to a
+bounded buffer); adapters call it from the event loop thread."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackMetrics:
+    """Aggregates over one window for one track. ``None`` means no data."""
+
+    requests: float  # requests counted in the window
+    request_rate: float | None  # requests per second
+    error_rate: float | None  # fraction of 5xx responses, 0..1
+    p95_ms: float | None
+    p99_ms: float | None
+
+    @property
+    def has_data(self) -> bool:
+        return self.requests > 0
+
+    @property
+    def success_rate(self) -> float | None:
+        return None if self.error_rate is None else 1.0 - self.error_rate
+
+
+NO_DATA = TrackMetrics(requests=0.0, request_rate=None, error_rate=None, p95_ms=None, p99_ms=None)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsWindow:
+    ts: float  # end of the window (unix seconds)
+    seconds: float  # window length
+    stable: TrackMetrics = NO_DATA
+    canary: TrackMetrics = NO_DATA
+
+    def track(self, track: Track) -> TrackMetrics:
+        return self.stable if track is Track.STABLE else self.canary
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterContext:
+    """What the engine hands every adapter it creates."""
+
+    service: str
+    env: str
+    run_dir: Path  # private runtime dir (pid files, sockets) for this service/env
+    options: Mapping[str, Any] = field(default_factory=dict)  # the env's backend options
+    secrets: Callable[[str], str] | None = None  # resolves "keyring:..."/"env:..." refs
+
+
+# --------------------------------------------------------------------------- roles
+
+
+class DeployBackend(abc.ABC):
+    """Runs a service's versions in one environment and splits traffic between them.
+
+    Lifecycle: ``start`` (own and bring up the environment) or ``attach`` (observe
+    what already runs, change nothing), then actions, then ``close``. Every action
+    either completes or raises a :class:`BackendError` leaving traffic on a healthy
+    track: an adapter never half-applies a traffic change.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    @abc.abstractmethod
+    async def start(self, stable_version: str) -> None:
+        """Bring the environment up running ``stable_version`` at 100 %.
+        Adapters that observe an existing platform (Kubernetes) verify it instead."""
+
+    @abc.abstractmethod
+    async def attach(self) -> None:
+        """Connect to an environment someone else started, read-only.
+        Raises :class:`BackendUnavailable` when nothing is running."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release resources. Owned workloads (``OWNS_WORKLOADS``) are stopped."""
+
+    @abc.abstractmethod
+    async def status(self) -> BackendStatus: ...
+
+    @abc.abstractmethod
+    async def versions(self) -> Sequence[str]:
+        """Versions this backend can run, oldest first."""
+
+    @abc.abstractmethod
+    async def deploy_canary(self, version: str) -> None:
+        """Start ``version`` as the canary at weight 0 and wait until it is healthy.
+        Raises :class:`VersionNotFound` or :class:`HealthCheckFailed`."""
+
+    @abc.abstractmethod
+    async def set_weight(self, weight: int) -> None:
+        """Send ``weight`` percent of new requests to the canary. Requests in flight
+        finish where they started."""
+
+    @abc.abstractmethod
+    async def promote_canary(self) -> None:
+        """Make the canary the stable track at 100 % and retire the old stable
+        after its in-flight requests have drained."""
+
+    @abc.abstractmethod
+    async def remove_canary(self) -> None:
+        """Send all traffic to stable at once, then scale the canary down (abort)."""
+
+    @abc.abstractmethod
+    async def deploy_stable(self, version: str) -> None:
+        """Replace the stable track by ``version`` with an immediate, drained cut-over
+        (used by rollback). Any canary is removed first."""
+
+    def attach_log_sink(self, sink: LogSink) -> None:  # noqa: B027 - optional role
+        """Receive log lines of this environment's workloads (``LOGS`` capability)."""
+
+    def scrape_targets(self) -> Mapping[Track, Sequence[str]]:
+        """``/metrics`` URLs per track (``SCRAPE_TARGETS`` capability)."""
+        raise CapabilityMissing(f"the {self.name} backend exposes no scrape targets")
+
+
+class MetricsSource(abc.ABC):
+    """Request rate, error rate and latency per track, over a time window."""
+
+    name: ClassVar[str]
+
+    async def collect(self) -> None:  # noqa: B027 - sources that pull keep history here
+        """Take one sample now (scrape sources); the engine calls it on a timer."""
+
+    @abc.abstractmethod
+    async def window(self, seconds: float) -> MetricsWindow:
+        """Aggregates over the last ``seconds``. Raises :class:`BackendUnavailable`
+        when the source cannot be read."""
+
+    async def query(self, expr: str) -> float | None:
+        """Evaluate a source-specific query to one number (``None``: no data)."""
+        raise CapabilityMissing(f"the {self.name} metrics source does not run custom queries")
+
+    async def close(self) -> None:  # noqa: B027
+        pass

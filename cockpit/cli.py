@@ -1,0 +1,416 @@
+"""The ``cockpit`` command: demo, open, check, status, rollout, history, secrets, adapters.
+
+Every error ends as one clear line on stderr and an exit code, never a traceback:
+2 for usage and plan errors, 3 when analysis aborted a rollout, 1 for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cockpit import __version__, paths
+from cockpit.plan.loader import PlanError, load_plan, parse_plan
+from cockpit.plan.models import Plan
+
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def read_plan(path: str) -> Plan:
+    try:
+        return load_plan(path)
+    except PlanError as err:
+        count = len(err.issues)
+        click.echo(f"{path}: {count} problem{'s' if count != 1 else ''} found", err=True)
+        for issue in err.issues:
+            click.echo(f"  {issue}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def demo_plan(port_base: int | None) -> Plan:
+    """The embedded demo plan; ``port_base`` moves its routers (0: free ports)."""
+    text = resources.files("cockpit.demo").joinpath("plan.toml").read_text(encoding="utf-8")
+    plan = parse_plan(text, "cockpit/demo/plan.toml")
+    if port_base is None:
+        return plan
+    data = plan.model_dump()
+    for offset, env in enumerate(data["environments"]):
+        env["backend"]["options"]["port"] = 0 if port_base == 0 else port_base + offset
+    return Plan.model_validate(data)
+
+
+def state_dir_option(f: Any) -> Any:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Where the journal and runtime files live (default: $COCKPIT_STATE_DIR or the user state dir).",
+    )(f)
+
+
+def make_session(plan: Plan, state_dir: str | None, **kwargs: Any) -> Any:
+    from cockpit.engine.session import Session
+
+    try:
+        return Session(plan, state_dir=Path(state_dir) if state_dir else None, **kwargs)
+    except (OSError, ValueError) as err:
+        fail(f"cannot open the cockpit state: {err}", 1)
+
+
+def open_ui(session: Any, rollout: tuple[str, str, str] | None = None) -> None:
+    try:
+        from cockpit.ui.app import run_app
+    except ImportError as err:  # pragma: no cover - the UI ships with the package
+        fail(f"the cockpit screen is not available: {err}", 1)
+    run_app(session, initial_rollout=rollout)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cockpit")
+def cli() -> None:
+    """A full-screen terminal release cockpit for on-call engineers."""
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--headless", is_flag=True, help="Run one rollout without the screen and exit.")
+@click.option("--env", "env_name", default="production", show_default=True, help="Environment (headless).")
+@click.option("--version", "version", default=None, help="Version to roll out (headless: 1.1.0 or 1.2.0).")
+@click.option("--auto-promote", is_flag=True, help="Promote past indefinite pauses (headless).")
+@click.option("--reason", default="", help="Why: lands in the journal.")
+@click.option(
+    "--port-base",
+    type=int,
+    default=None,
+    help="Routers listen on PORT, PORT+1, PORT+2 (0: free ports). Default 18080..18082.",
+)
+@click.option(
+    "--reset", is_flag=True, help="Start the demo from 1.0.0 again (the old journal is kept aside)."
+)
+@state_dir_option
+def demo(
+    headless: bool,
+    env_name: str,
+    version: str | None,
+    auto_promote: bool,
+    reason: str,
+    port_base: int | None,
+    reset: bool,
+    state_dir: str | None,
+) -> None:
+    """Open the cockpit on the embedded demo: a real service in dev, staging and production.
+
+    1.0.0 runs everywhere; 1.1.0 is a good release; 1.2.0 has a latent regression
+    that analysis catches in production.
+    """
+    plan = demo_plan(port_base)
+    base = paths.state_dir(state_dir) / "demo"
+    journal = paths.journal_path(base)
+    if reset and journal.exists():
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(str(journal) + suffix)
+            if old.exists():
+                old.rename(old.with_name(f"{old.name}.{int(time.time())}.old"))
+    if headless:
+        if not version:
+            fail("--headless needs --version (for example --version 1.1.0)")
+        sys.exit(
+            run_headless(plan, str(base), env_name, version, auto_promote, reason or "headless demo rollout")
+        )
+    session = make_session(plan, str(base))
+    open_ui(session, (env_name, version, reason) if version else None)
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@cli.command("open")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@state_dir_option
+def open_cmd(plan_path: str, state_dir: str | None) -> None:
+    """Open the cockpit on PLAN."""
+    session = make_session(read_plan(plan_path), state_dir)
+    open_ui(session)
+
+
+@cli.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+def check(plan_path: str) -> None:
+    """Validate PLAN: exit 0 with a summary, or 2 listing every problem."""
+    plan = read_plan(plan_path)
+    click.echo(summary(plan, plan_path))
+
+
+def summary(plan: Plan, path: str) -> str:
+    lines = [
+        f"{path}: ok",
+        f"service   {plan.service.name}"
+        + (f" - {plan.service.description}" if plan.service.description else ""),
+    ]
+    lines.append("environments")
+    for env in plan.environments:
+        guard = " (protected)" if env.protected else ""
+        lines.append(
+            f"  {env.name:<12} {env.backend.adapter:<8} metrics={env.metrics.source:<8}"
+            f" starts at {env.initial_version}{guard}"
+        )
+    kind = next(k for k in ("canary", "blue_green", "rolling") if getattr(plan.strategy, k))
+    lines.append(f"strategy  {kind.replace('_', '-')}")
+    for n, step in enumerate(plan.strategy.steps(), start=1):
+        lines.append(f"  {n:>2}. {step.describe()}")
+    if plan.analysis.checks:
+        lines.append("analysis")
+        for c in plan.analysis.checks:
+            what = c.metric or f"query {c.query!r}"
+            fail_cond = f", fails {c.failure}" if c.failure else ""
+            lines.append(
+                f"  {c.name:<16} {what} {c.success}{fail_cond} every {c.interval:g}s x{c.count}"
+                f" (failure limit {c.failure_limit})"
+            )
+    g = plan.guardrails
+    lines.append(
+        f"guardrails history {g.history_limit} revisions; reasons "
+        f"{'always' if g.require_reason else 'on protected environments'}; "
+        f"{len(g.freeze)} freeze window{'s' if len(g.freeze) != 1 else ''}"
+    )
+    if plan.secrets:
+        lines.append("secrets   " + ", ".join(f"{k} -> {v}" for k, v in plan.secrets.items()))
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@state_dir_option
+def status(plan_path: str, as_json: bool, state_dir: str | None) -> None:
+    """Show each environment of PLAN as it runs now (read-only)."""
+    plan = read_plan(plan_path)
+    rows = asyncio.run(collect_status(plan, state_dir))
+    if as_json:
+        click.echo(json.dumps({"service": plan.service.name, "environments": rows}, indent=2))
+        return
+    for row in rows:
+        canary = f"{row['canary_version']} @ {row['canary_weight']}%" if row["canary_version"] else "-"
+        click.echo(
+            f"{row['name']:<12} {row['phase']:<11} stable {row['stable_version']:<8} canary {canary:<14}"
+            f" {row['url'] or '(not running)'}" + (f"  [{row['error']}]" if row["error"] else "")
+        )
+
+
+async def collect_status(plan: Plan, state_dir: str | None) -> list[dict[str, Any]]:
+    from cockpit.engine.journal import Journal
+
+    base = paths.state_dir(state_dir)
+    session = make_session(plan, state_dir, journal=Journal(paths.journal_path(base), read_only=True))
+    try:
+        await session.start(attach=True)
+        rows = []
+        for view in session.views():
+            s = view.rollout
+            backend = view.backend
+            rows.append(
+                {
+                    "name": view.name,
+                    "url": view.url,
+                    "phase": s.phase.value if view.up else "Unknown",
+                    "reason": s.reason,
+                    "stable_version": backend.stable.version
+                    if backend and backend.stable
+                    else s.stable_version,
+                    "canary_version": backend.canary.version
+                    if backend and backend.canary
+                    else s.canary_version,
+                    "canary_weight": backend.weight if backend else s.weight,
+                    "step": s.step_label,
+                    "error": view.backend_error,
+                }
+            )
+        return rows
+    finally:
+        await session.close()
+
+
+@cli.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--env", "env_name", required=True, help="Environment to release to.")
+@click.option("--version", "version", required=True, help="Version to roll out.")
+@click.option("--headless", is_flag=True, help="No screen: print transitions, exit with the outcome.")
+@click.option("--auto-promote", is_flag=True, help="Promote past indefinite pauses.")
+@click.option("--reason", default="", help="Why: lands in the journal (required on protected environments).")
+@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds before giving up.")
+@state_dir_option
+def rollout(
+    plan_path: str,
+    env_name: str,
+    version: str,
+    headless: bool,
+    auto_promote: bool,
+    reason: str,
+    timeout: float,
+    state_dir: str | None,
+) -> None:
+    """Roll VERSION out to ENV with PLAN's strategy."""
+    plan = read_plan(plan_path)
+    if env_name not in [e.name for e in plan.environments]:
+        fail(
+            f"no environment {env_name!r} in {plan_path} (known: {', '.join(e.name for e in plan.environments)})"
+        )
+    if headless:
+        sys.exit(
+            run_headless(
+                plan, state_dir, env_name, version, auto_promote, reason or "headless rollout", timeout
+            )
+        )
+    session = make_session(plan, state_dir)
+    open_ui(session, (env_name, version, reason))
+
+
+def run_headless(
+    plan: Plan,
+    state_dir: str | None,
+    env: str,
+    version: str,
+    auto_promote: bool,
+    reason: str,
+    timeout: float = 1800.0,
+) -> int:
+    from cockpit.headless import run_rollout, transition_printer
+
+    if env not in [e.name for e in plan.environments]:
+        fail(f"no environment {env!r} in the plan (known: {', '.join(e.name for e in plan.environments)})")
+    session = make_session(plan, state_dir, on_transition=transition_printer(sys.stdout, time.monotonic()))
+    return asyncio.run(
+        run_rollout(session, env, version, auto_promote=auto_promote, reason=reason, timeout=timeout)
+    )
+
+
+# --------------------------------------------------------------------------- history
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--service", default=None, help="Only this service.")
+@click.option("--env", "env_name", default=None, help="Only this environment.")
+@click.option("--grep", "text", default=None, help="Only records containing this text.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--demo", "demo_journal", is_flag=True, help="Read the embedded demo's journal.")
+@state_dir_option
+def history(
+    as_json: bool,
+    service: str | None,
+    env_name: str | None,
+    text: str | None,
+    limit: int,
+    demo_journal: bool,
+    state_dir: str | None,
+) -> None:
+    """Show the journal: who did what, when, why, and how it went."""
+    from cockpit.engine.journal import Journal
+
+    base = paths.state_dir(state_dir)
+    path = paths.journal_path(base / "demo" if demo_journal else base)
+    if not path.exists():
+        if as_json:
+            return
+        click.echo(f"no journal yet at {path}")
+        return
+    journal = Journal(path, read_only=True)
+    try:
+        records = journal.records(service=service, env=env_name, limit=limit, text=text)
+    finally:
+        journal.close()
+    for r in records:
+        if as_json:
+            click.echo(json.dumps(r.to_json()))
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.ts))
+        took = f" {r.duration_ms:.0f}ms" if r.duration_ms is not None else ""
+        why = f" reason: {r.reason}" if r.reason else ""
+        click.echo(
+            f"{when} {r.user:<14} {r.service}/{r.env:<11} {r.action:<13} {r.outcome:<8}{took} {r.detail}{why}"
+        )
+
+
+# --------------------------------------------------------------------------- secrets and adapters
+
+
+@cli.group()
+def secrets() -> None:
+    """Store and check secrets in the OS keyring (values are never printed)."""
+
+
+@secrets.command("set")
+@click.argument("ref", metavar="SERVICE/NAME")
+def secrets_set(ref: str) -> None:
+    """Store a secret read from the terminal (no echo) or standard input."""
+    import keyring
+    from keyring.errors import KeyringError, NoKeyringError
+
+    service, _, name = ref.partition("/")
+    if not service or not name:
+        fail("name the secret as SERVICE/NAME, for example shop/db-password")
+    value = click.prompt("value", hide_input=True) if sys.stdin.isatty() else sys.stdin.read().rstrip("\n")
+    if not value:
+        fail("an empty secret was not stored")
+    try:
+        keyring.set_password(service, name, value)
+    except NoKeyringError:
+        fail("no OS keyring is available (start a Secret Service such as gnome-keyring)", 1)
+    except KeyringError as err:
+        fail(f"the keyring refused to store {ref}: {type(err).__name__}", 1)
+    click.echo(f"stored keyring:{ref}")
+
+
+@secrets.command("check")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+def secrets_check(plan_path: str) -> None:
+    """Resolve every secret reference of PLAN; report which are missing."""
+    from cockpit.secrets import SecretError, resolve
+
+    plan = read_plan(plan_path)
+    missing = 0
+    for name, ref in plan.secrets.items():
+        try:
+            resolve(ref)
+            click.echo(f"ok       {name} ({ref})")
+        except SecretError as err:
+            missing += 1
+            click.echo(f"missing  {name}: {err}")
+    sys.exit(1 if missing else 0)
+
+
+@cli.command()
+def adapters() -> None:
+    """List the registered backend adapters and metrics sources."""
+    from cockpit.adapters import registry
+
+    click.echo("backends:        " + ", ".join(registry.backend_names()))
+    click.echo("metrics sources: " + ", ".join(registry.metrics_source_names()))
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

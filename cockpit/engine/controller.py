@@ -1,0 +1,480 @@
+"""Drives one environment: runs the machine's effects against the backend, keeps
+polling status and metrics, journals every action, and publishes views.
+
+All backend effects of one environment run one at a time under a lock, so an
+abort pressed while a deploy is under way runs right after it, against the
+state as it then is. Pauses and analyses run as cancellable tasks; their
+reports carry the epoch and step they belong to, so a late report after an
+abort is ignored instead of undoing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from cockpit.adapters.base import (
+    BackendError,
+    BackendStatus,
+    Capability,
+    DeployBackend,
+    MetricsSource,
+    MetricsWindow,
+)
+from cockpit.engine.analysis import run_analysis
+from cockpit.engine.journal import Journal
+from cockpit.engine.machine import (
+    DeployCanary,
+    DeployStable,
+    Effect,
+    PromoteCanary,
+    Refused,
+    RemoveCanary,
+    Resume,
+    RolloutMachine,
+    RunAnalysis,
+    SetWeight,
+    Transition,
+    WaitPause,
+)
+from cockpit.engine.state import AnalysisView, Outcome, Phase, Revision, RolloutState
+from cockpit.plan.models import Environment, Plan
+from cockpit.secrets import redact
+
+log = logging.getLogger(__name__)
+
+METRICS_HISTORY = 120  # samples kept for sparklines (2 minutes at 1 s)
+BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class EnvView:
+    """Everything the screen shows about one environment, as one immutable value."""
+
+    name: str
+    protected: bool
+    rollout: RolloutState
+    steps: tuple[str, ...]
+    capabilities: frozenset[Capability]
+    versions: tuple[str, ...] = ()
+    backend: BackendStatus | None = None
+    backend_error: str | None = None  # set while the backend is unreachable
+    retry_at: float | None = None  # when the next reconnect attempt happens
+    metrics: tuple[MetricsWindow, ...] = ()
+    metrics_error: str | None = None
+    seq: int = 0  # grows with every change; cheap change detection for the UI
+
+    @property
+    def url(self) -> str | None:
+        return self.backend.url if self.backend else None
+
+    @property
+    def up(self) -> bool:
+        return self.backend_error is None and self.backend is not None
+
+
+TransitionListener = Callable[[str, str, RolloutState], None]
+
+
+@dataclass
+class _Polling:
+    status: BackendStatus | None = None
+    error: str | None = None
+    retry_at: float | None = None
+    failures: int = 0
+    metrics: deque[MetricsWindow] = field(default_factory=lambda: deque(maxlen=METRICS_HISTORY))
+    metrics_error: str | None = None
+
+
+class EnvironmentController:
+    def __init__(
+        self,
+        plan: Plan,
+        env: Environment,
+        backend: DeployBackend,
+        metrics: MetricsSource | None,
+        journal: Journal,
+        user: str,
+        on_transition: TransitionListener | None = None,
+    ) -> None:
+        self.plan = plan
+        self.env = env
+        self.backend = backend
+        self.metrics = metrics
+        self.journal = journal
+        self.user = user
+        self.machine = RolloutMachine(plan.strategy.steps(), plan.guardrails.history_limit)
+        revisions = journal.revisions(plan.service.name, env.name, plan.guardrails.history_limit)
+        stable = revisions[-1].version if revisions else env.initial_version
+        self.state = self.machine.initial(env.name, stable, revisions)
+        self.versions: tuple[str, ...] = ()
+        self.started = False
+        self._poll = _Polling()
+        self._lock = asyncio.Lock()
+        self._step_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._seq = 0
+        self._listeners: list[TransitionListener] = [on_transition] if on_transition else []
+        self._change_listeners: list[Callable[[], None]] = []
+        self._closing = False
+
+    # ------------------------------------------------------------------ views and listeners
+
+    def add_transition_listener(self, listener: TransitionListener) -> None:
+        self._listeners.append(listener)
+
+    def add_change_listener(self, listener: Callable[[], None]) -> None:
+        self._change_listeners.append(listener)
+
+    def _changed(self) -> None:
+        self._seq += 1
+        for listener in self._change_listeners:
+            listener()
+
+    def view(self) -> EnvView:
+        return EnvView(
+            name=self.env.name,
+            protected=self.env.protected,
+            rollout=self.state,
+            steps=tuple(s.describe() for s in self.machine.steps),
+            capabilities=self.backend.capabilities,
+            versions=self.versions,
+            backend=self._poll.status,
+            backend_error=self._poll.error,
+            retry_at=self._poll.retry_at,
+            metrics=tuple(self._poll.metrics),
+            metrics_error=self._poll.metrics_error,
+            seq=self._seq,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def service(self) -> str:
+        return self.plan.service.name
+
+    def _journal(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        reason: str = "",
+        detail: str = "",
+        duration_ms: float | None = None,
+        user: str | None = None,
+    ) -> None:
+        s = self.state
+        self.journal.append(
+            service=self.service,
+            env=self.env.name,
+            action=action,
+            outcome=outcome,
+            user=user or self.user,
+            reason=reason,
+            detail=detail,
+            duration_ms=duration_ms,
+            phase=s.phase.value,
+            stable_version=s.stable_version,
+            canary_version=s.canary_version,
+            target_version=s.target_version,
+            weight=s.weight,
+            step=s.step_index,
+            revision=s.revision,
+        )
+
+    async def start(self, attach: bool = False) -> None:
+        """Start (or attach to) the backend, reconcile with the journal, begin polling.
+        Raises :class:`BackendError` when the backend cannot be brought up."""
+        if not self.state.revisions:
+            initial = Revision(1, self.state.stable_version, time.time(), self.user)
+            self.journal.add_revision(self.service, self.env.name, initial)
+            self.state = replace(self.state, revisions=(initial,))
+            self._journal("initial", "ok", detail=f"stable {initial.version} is revision 1")
+        if attach:
+            await self.backend.attach()
+        else:
+            await self.backend.start(self.state.stable_version)
+        self.started = True
+        self.versions = tuple(await self.backend.versions())
+        try:
+            self._poll.status = await self.backend.status()
+        except BackendError as err:
+            self._poll.error = str(err)
+        self._reconcile()
+        self._tasks.append(asyncio.create_task(self._status_loop(), name=f"status-{self.env.name}"))
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._metrics_loop(), name=f"metrics-{self.env.name}"))
+        self._changed()
+
+    def _reconcile(self) -> None:
+        """Make the state agree with the journal and what the backend really runs."""
+        snapshot = self.journal.last_snapshot(self.service, self.env.name)
+        status = self._poll.status
+        if status and status.stable and status.stable.version != self.state.stable_version:
+            self._journal(
+                "reconcile",
+                "info",
+                detail=(
+                    f"the backend runs {status.stable.version} as stable; the journal said {self.state.stable_version}"
+                ),
+            )
+            self.state = replace(
+                self.state,
+                stable_version=status.stable.version,
+                reason=f"stable {status.stable.version} (as found on the backend)",
+            )
+        if (
+            snapshot is None
+            or snapshot.phase in (None, Phase.HEALTHY.value)
+            or snapshot.target_version is None
+        ):
+            return
+        was = Phase(snapshot.phase)
+        step = snapshot.step or 0
+        if status and status.canary is not None:
+            self.state = replace(
+                self.state,
+                phase=Phase.PAUSED,
+                canary_version=status.canary.version,
+                target_version=snapshot.target_version,
+                weight=status.weight,
+                step_index=step,
+                reason=(
+                    f"resumed after restart: canary {status.canary.version} at {status.weight}%;"
+                    " promote (p) to go on or abort (a)"
+                ),
+            )
+        elif was in (Phase.PROGRESSING, Phase.PAUSED):
+            self.state = replace(
+                self.state,
+                phase=Phase.ABORTED,
+                target_version=snapshot.target_version,
+                step_index=step,
+                reason=(
+                    f"the cockpit stopped during the rollout of {snapshot.target_version} (step {step + 1});"
+                    f" the canary is gone, traffic is on stable {self.state.stable_version}; R retries"
+                ),
+            )
+        else:
+            self.state = replace(
+                self.state,
+                phase=was,
+                target_version=snapshot.target_version,
+                reason=snapshot.detail or snapshot.reason or f"{was.value} before restart",
+            )
+            if was is Phase.DEGRADED:
+                self.state = replace(self.state, phase=Phase.ABORTED)
+        self._journal("reconcile", "info", detail=self.state.reason)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in [*self._tasks, self._step_task]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*[t for t in [*self._tasks, self._step_task] if t], return_exceptions=True)
+        # Wait for a backend effect under way so workloads are not left half-changed.
+        async with self._lock:
+            with contextlib.suppress(BackendError):
+                if self.metrics is not None:
+                    await self.metrics.close()
+            await self.backend.close()
+
+    # ------------------------------------------------------------------ polling
+
+    async def _status_loop(self) -> None:
+        while True:
+            delay = 1.0
+            try:
+                self._poll.status = await self.backend.status()
+                if self._poll.error is not None:
+                    self._poll.error, self._poll.retry_at, self._poll.failures = None, None, 0
+            except BackendError as err:
+                self._poll.failures += 1
+                delay = min(BACKOFF_MAX, 2.0 ** min(self._poll.failures - 1, 5))
+                self._poll.error = redact(str(err))
+                self._poll.retry_at = time.time() + delay
+            self._changed()
+            await asyncio.sleep(delay)
+
+    async def _metrics_loop(self) -> None:
+        assert self.metrics is not None
+        interval = self.env.metrics.interval
+        while True:
+            started = time.monotonic()
+            try:
+                await self.metrics.collect()
+                self._poll.metrics.append(await self.metrics.window(interval * 2))
+                self._poll.metrics_error = None
+            except BackendError as err:
+                self._poll.metrics_error = redact(str(err))
+            self._changed()
+            # Schedule after the last poll ended so polls never overlap.
+            await asyncio.sleep(max(0.05, interval - (time.monotonic() - started)))
+
+    # ------------------------------------------------------------------ intents
+
+    async def act(
+        self, action: str, decide: Callable[[RolloutState], Transition], reason: str = ""
+    ) -> ActionResult:
+        """Apply one user intent: decide against the current state, journal, run its effects."""
+        started = time.monotonic()
+        if not self.started:
+            message = f"{self.env.name} is not connected: {self._poll.error or 'backend not started'}"
+            self._journal(action, "refused", reason=reason, detail=message)
+            return ActionResult(False, message)
+        if self.env.protected and not reason.strip():
+            message = f"{self.env.name} is protected: a reason is required"
+            self._journal(action, "refused", reason=reason, detail=message)
+            return ActionResult(False, message)
+        async with self._lock:
+            try:
+                transition = decide(self.state)
+            except Refused as err:
+                self._journal(action, "refused", reason=reason, detail=str(err))
+                return ActionResult(False, str(err))
+            error = await self._drive(transition, action=action, reason=reason)
+        elapsed = (time.monotonic() - started) * 1000
+        if error:
+            self._journal(action, "failed", reason=reason, detail=error, duration_ms=elapsed)
+            return ActionResult(False, error)
+        self._journal(
+            action, "ok", reason=reason, detail=transition.note or self.state.reason, duration_ms=elapsed
+        )
+        return ActionResult(True, transition.note or self.state.reason)
+
+    async def start_rollout(self, version: str, reason: str = "") -> ActionResult:
+        return await self.act(
+            "rollout", lambda s: self.machine.start(s, version, self.versions, time.time()), reason
+        )
+
+    async def promote(self, reason: str = "") -> ActionResult:
+        return await self.act("promote", lambda s: self.machine.promote(s, time.time()), reason)
+
+    async def promote_full(self, reason: str = "") -> ActionResult:
+        return await self.act("promote-full", self.machine.promote_full, reason)
+
+    async def abort(self, reason: str = "") -> ActionResult:
+        why = f"aborted by {self.user}" + (f": {reason}" if reason else "")
+        return await self.act("abort", lambda s: self.machine.abort(s, why), reason)
+
+    async def retry(self, reason: str = "") -> ActionResult:
+        return await self.act("retry", lambda s: self.machine.retry(s, self.versions, time.time()), reason)
+
+    async def set_weight(self, weight: int, reason: str = "") -> ActionResult:
+        return await self.act("set-weight", lambda s: self.machine.set_weight(s, weight), reason)
+
+    async def rollback(self, revision: int | None = None, reason: str = "") -> ActionResult:
+        return await self.act("rollback", lambda s: self.machine.rollback(s, revision), reason)
+
+    # ------------------------------------------------------------------ running effects
+
+    def _set_state(self, new: RolloutState, note: str, action: str) -> None:
+        old = self.state
+        self.state = new
+        if new.epoch != old.epoch or new.step_index != old.step_index:
+            self._cancel_step_task()
+        if new.revision != old.revision and new.revisions:
+            self.journal.add_revision(self.service, self.env.name, new.revisions[-1])
+        if note:
+            if action == "auto":  # an intent's own first step is journaled by act() with its outcome
+                self._journal("auto", "info", detail=note, user=f"cockpit ({self.user})")
+            for listener in self._listeners:
+                listener(self.env.name, note, new)
+        self._changed()
+
+    def _cancel_step_task(self) -> None:
+        task = self._step_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+        self._step_task = None
+
+    async def _apply(self, effect: Effect) -> None:
+        match effect:
+            case DeployCanary(version):
+                await self.backend.deploy_canary(version)
+            case SetWeight(weight):
+                await self.backend.set_weight(weight)
+                self.state = replace(self.state, weight=weight)
+                self._changed()
+            case PromoteCanary():
+                await self.backend.promote_canary()
+            case RemoveCanary():
+                await self.backend.remove_canary()
+            case DeployStable(version):
+                await self.backend.deploy_stable(version)
+
+    async def _drive(
+        self, transition: Transition | None, action: str = "auto", reason: str = ""
+    ) -> str | None:
+        """Run transitions until one waits (pause, analysis) or ends. Must hold the lock.
+        Returns the error message of a failed backend effect, if any."""
+        error: str | None = None
+        while transition is not None and not self._closing:
+            self._set_state(transition.state, transition.note, action)
+            action = "auto"  # what follows an intent's first step happens on its own
+            token = transition.then
+            try:
+                for effect in transition.effects:
+                    if isinstance(effect, WaitPause | RunAnalysis):
+                        self._start_step_task(effect, token)
+                    else:
+                        await self._apply(effect)
+            except BackendError as err:
+                error = redact(str(err))
+                transition = self.machine.failed(self.state, token, error) if token else None
+                continue
+            if token is None or any(isinstance(e, WaitPause | RunAnalysis) for e in transition.effects):
+                break
+            if token.what == "weight-set":
+                self.state = self.machine.weight_set(self.state, self.state.weight)
+                self._changed()
+                break
+            transition = self.machine.resume(self.state, token, time.time(), self.user)
+        return error
+
+    def _start_step_task(self, effect: WaitPause | RunAnalysis, token: Resume | None) -> None:
+        assert token is not None
+        self._cancel_step_task()
+        if isinstance(effect, WaitPause):
+            if effect.seconds is None:
+                return  # waits for a promote
+            self._step_task = asyncio.create_task(
+                self._pause(effect.seconds, token), name=f"pause-{self.env.name}"
+            )
+        else:
+            self._step_task = asyncio.create_task(
+                self._analyse(effect.checks, token), name=f"analysis-{self.env.name}"
+            )
+
+    async def _pause(self, seconds: float, token: Resume) -> None:
+        await asyncio.sleep(seconds)
+        async with self._lock:
+            await self._drive(self.machine.resume(self.state, token, time.time(), self.user))
+
+    async def _analyse(self, checks: Sequence[str], token: Resume) -> None:
+        if self.metrics is None:
+            view = AnalysisView(
+                token.step, Outcome.INCONCLUSIVE, (), "no metrics source for this environment"
+            )
+        else:
+            specs = [self.plan.analysis.by_name(name) for name in checks]
+
+            def progress(view: AnalysisView) -> None:
+                if self.state.epoch == token.epoch and self.state.step_index == token.step:
+                    self.state = self.machine.analysis_progress(self.state, view)
+                    self._changed()
+
+            view = await run_analysis(token.step, specs, self.metrics, progress)
+        async with self._lock:
+            await self._drive(self.machine.analysis_finished(self.state, token, view, time.time()))

@@ -1,0 +1,443 @@
+"""The rollout state machine: pure transitions from (state, intent) to (state, effects).
+
+Nothing here does I/O. Every user intent either returns a :class:`Transition` (the
+new state, the backend effects to run in order, and the token to hand back once
+they succeeded) or raises :class:`Refused` with a reason, leaving the state
+untouched - an illegal action is never half-applied. The controller runs the
+effects and reports back through :meth:`RolloutMachine.resume` or
+:meth:`RolloutMachine.failed`.
+
+Semantics follow Argo Rollouts: promote moves past one pause, full promote jumps
+to 100 %, abort sends all traffic to stable at once and then scales the canary
+down, retry restarts the steps, rollback runs a retained revision again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from cockpit.engine.state import Activity, AnalysisView, Outcome, Phase, Revision, RolloutState
+from cockpit.plan.models import Step
+
+
+class Refused(Exception):
+    """The action is not legal now; the message says why and what would be."""
+
+
+# --------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True, slots=True)
+class DeployCanary:
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetWeight:
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class PromoteCanary:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveCanary:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DeployStable:
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class WaitPause:
+    seconds: float | None  # None: wait for a promote
+
+
+@dataclass(frozen=True, slots=True)
+class RunAnalysis:
+    checks: tuple[str, ...]
+
+
+Effect = DeployCanary | SetWeight | PromoteCanary | RemoveCanary | DeployStable | WaitPause | RunAnalysis
+BACKEND_EFFECTS = (DeployCanary, SetWeight, PromoteCanary, RemoveCanary, DeployStable)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Handed back to :meth:`RolloutMachine.resume` when the effects succeeded."""
+
+    epoch: int
+    step: int
+    what: str  # deployed | step-done | promoted | aborted | rolled-back | weight-set
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: RolloutState
+    effects: tuple[Effect, ...] = ()
+    then: Resume | None = None
+    note: str = ""  # one line for the journal / transition log
+
+
+class RolloutMachine:
+    def __init__(self, steps: Sequence[Step], history_limit: int = 10) -> None:
+        self.steps = tuple(steps)
+        self.history_limit = history_limit
+
+    # ------------------------------------------------------------------ helpers
+
+    def initial(self, env: str, stable_version: str, revisions: Sequence[Revision] = ()) -> RolloutState:
+        return RolloutState(
+            env=env,
+            phase=Phase.HEALTHY,
+            stable_version=stable_version,
+            steps_total=len(self.steps),
+            revisions=tuple(revisions)[-self.history_limit :],
+            reason=f"stable {stable_version} serves all traffic",
+        )
+
+    @staticmethod
+    def _busy(state: RolloutState) -> None:
+        if state.activity in (
+            Activity.DEPLOYING,
+            Activity.SHIFTING,
+            Activity.PROMOTING,
+            Activity.ABORTING,
+            Activity.ROLLING_BACK,
+        ):
+            raise Refused(f"{state.env} is busy {state.activity.value}; wait until it finishes")
+
+    def _enter_step(self, state: RolloutState, index: int, now: float) -> Transition:
+        """Walk to step ``index``: emit what that step needs."""
+        base = replace(state, step_index=index, paused_until=None, phase=Phase.PROGRESSING)
+        if index >= len(self.steps):
+            promoting = replace(
+                base,
+                step_index=len(self.steps) - 1,
+                activity=Activity.PROMOTING,
+                reason=f"all steps done; promoting {state.canary_version} to 100%",
+            )
+            return Transition(
+                promoting, (SetWeight(100), PromoteCanary()), Resume(state.epoch, index, "promoted")
+            )
+        step = self.steps[index]
+        label = f"step {index + 1}/{len(self.steps)}"
+        if step.set_weight is not None:
+            shifting = replace(base, activity=Activity.SHIFTING, reason=f"{label}: {step.describe()}")
+            return Transition(
+                shifting, (SetWeight(step.set_weight),), Resume(state.epoch, index, "step-done")
+            )
+        if step.pause is not None:
+            seconds = step.pause.duration
+            why = f"{label}: paused until promoted" if seconds is None else f"{label}: pause {seconds:g}s"
+            paused = replace(
+                base,
+                phase=Phase.PAUSED,
+                activity=Activity.WAITING,
+                reason=why,
+                paused_until=None if seconds is None else now + seconds,
+            )
+            return Transition(paused, (WaitPause(seconds),), Resume(state.epoch, index, "step-done"))
+        assert step.analysis is not None
+        running = replace(
+            base,
+            activity=Activity.ANALYSING,
+            reason=f"{label}: analysis {', '.join(step.analysis.checks)}",
+            analysis=AnalysisView(step=index, outcome=Outcome.RUNNING, checks=()),
+        )
+        return Transition(
+            running, (RunAnalysis(tuple(step.analysis.checks)),), Resume(state.epoch, index, "step-done")
+        )
+
+    def _abort(self, state: RolloutState, reason: str, by_analysis: bool = False) -> Transition:
+        aborting = replace(
+            state,
+            phase=Phase.ABORTED,
+            activity=Activity.ABORTING,
+            epoch=state.epoch + 1,
+            paused_until=None,
+            reason=reason,
+        )
+        note = "analysis failed: aborting" if by_analysis else "aborting"
+        return Transition(
+            aborting,
+            (SetWeight(0), RemoveCanary()),
+            Resume(aborting.epoch, state.step_index, "aborted"),
+            note=note,
+        )
+
+    # ------------------------------------------------------------------ intents
+
+    def start(self, state: RolloutState, version: str, available: Sequence[str], now: float) -> Transition:
+        if state.in_rollout:
+            raise Refused(
+                f"a rollout of {state.target_version} is in progress ({state.phase.value}); promote or abort it first"
+            )
+        self._busy(state)
+        if state.canary_version is not None:
+            raise Refused(f"canary {state.canary_version} is still deployed; abort (a) to remove it first")
+        if available and version not in available:
+            raise Refused(f"version {version} does not exist (known: {', '.join(available)})")
+        if version == state.stable_version:
+            raise Refused(f"{version} is already the stable version")
+        deploying = replace(
+            state,
+            phase=Phase.PROGRESSING,
+            activity=Activity.DEPLOYING,
+            target_version=version,
+            canary_version=None,
+            weight=0,
+            step_index=0,
+            epoch=state.epoch + 1,
+            analysis=None,
+            paused_until=None,
+            reason=f"deploying canary {version}",
+        )
+        return Transition(
+            deploying,
+            (DeployCanary(version),),
+            Resume(deploying.epoch, 0, "deployed"),
+            note=f"rollout of {version} started",
+        )
+
+    def promote(self, state: RolloutState, now: float) -> Transition:
+        """Move past the current pause (or an inconclusive analysis)."""
+        if state.phase is not Phase.PAUSED:
+            if state.phase is Phase.PROGRESSING:
+                raise Refused(f"nothing is paused: {state.reason}")
+            raise Refused(f"nothing is paused: {state.env} is {state.phase.value}")
+        self._busy_except_waiting(state)
+        advanced = replace(state, epoch=state.epoch + 1)  # stale pause timers are dropped
+        return replace(self._enter_step(advanced, state.step_index + 1, now), note="promoted past the pause")
+
+    def _busy_except_waiting(self, state: RolloutState) -> None:
+        if state.activity not in (Activity.WAITING, Activity.IDLE, Activity.ANALYSING):
+            self._busy(state)
+
+    def promote_full(self, state: RolloutState) -> Transition:
+        if not state.in_rollout:
+            raise Refused(f"no rollout in progress on {state.env} ({state.phase.value})")
+        if state.canary_version is None:
+            raise Refused("the canary is not deployed yet; wait until it is healthy")
+        self._busy_except_waiting(state)
+        promoting = replace(
+            state,
+            phase=Phase.PROGRESSING,
+            activity=Activity.PROMOTING,
+            epoch=state.epoch + 1,
+            paused_until=None,
+            reason=f"full promote: {state.canary_version} to 100%",
+        )
+        return Transition(
+            promoting,
+            (SetWeight(100), PromoteCanary()),
+            Resume(promoting.epoch, state.step_index, "promoted"),
+            note="full promote",
+        )
+
+    def abort(self, state: RolloutState, reason: str) -> Transition:
+        if state.phase is Phase.HEALTHY or (state.phase is Phase.ABORTED and state.canary_version is None):
+            raise Refused(f"nothing to abort: {state.env} is {state.phase.value}")
+        if state.activity in (Activity.ABORTING, Activity.ROLLING_BACK):
+            raise Refused(f"{state.env} is already {state.activity.value}")
+        return self._abort(state, reason)
+
+    def retry(self, state: RolloutState, available: Sequence[str], now: float) -> Transition:
+        if state.phase not in (Phase.ABORTED, Phase.DEGRADED):
+            raise Refused(f"retry is for an aborted or degraded rollout; {state.env} is {state.phase.value}")
+        if state.target_version is None:
+            raise Refused("there is no rollout to retry")
+        self._busy(state)
+        if state.canary_version is not None:
+            # Degraded with a canary still up: clear it first so the retry starts clean.
+            raise Refused(f"canary {state.canary_version} is still deployed; abort (a) first, then retry")
+        cleared = replace(state, phase=Phase.ABORTED)
+        return replace(self.start(cleared, state.target_version, available, now), note="retry")
+
+    def set_weight(self, state: RolloutState, weight: int) -> Transition:
+        if not 0 <= weight <= 100:
+            raise Refused(f"weight must be between 0 and 100, not {weight}")
+        if state.phase is not Phase.PAUSED or state.canary_version is None:
+            raise Refused(
+                f"the weight can be changed while a rollout is paused; {state.env} is {state.phase.value}"
+            )
+        self._busy_except_waiting(state)
+        if weight == state.weight:
+            raise Refused(f"the canary already has {weight}%")
+        shifting = replace(state, activity=Activity.SHIFTING)
+        return Transition(
+            shifting,
+            (SetWeight(weight),),
+            Resume(state.epoch, state.step_index, "weight-set"),
+            note=f"weight {state.weight}% -> {weight}%",
+        )
+
+    def rollback(self, state: RolloutState, revision: int | None) -> Transition:
+        if state.in_rollout:
+            raise Refused(f"a rollout of {state.target_version} is in progress; abort it first (a)")
+        self._busy(state)
+        if state.canary_version is not None:
+            raise Refused(f"canary {state.canary_version} is still deployed; abort it first (a)")
+        retained = list(state.revisions)
+        if revision is None:
+            older = [r for r in retained if r.version != state.stable_version]
+            if not older:
+                raise Refused("no earlier revision is retained to roll back to")
+            target = older[-1]
+        else:
+            matches = [r for r in retained if r.number == revision]
+            if not matches:
+                known = ", ".join(str(r.number) for r in retained) or "none"
+                raise Refused(f"revision {revision} is not retained (retained: {known})")
+            target = matches[0]
+            if target.version == state.stable_version:
+                raise Refused(f"revision {revision} ({target.version}) is what runs now")
+        rolling = replace(
+            state,
+            activity=Activity.ROLLING_BACK,
+            epoch=state.epoch + 1,
+            target_version=target.version,
+            reason=f"rolling back to revision {target.number} ({target.version})",
+        )
+        return Transition(
+            rolling,
+            (DeployStable(target.version),),
+            Resume(rolling.epoch, 0, "rolled-back"),
+            note=f"rollback to revision {target.number} ({target.version})",
+        )
+
+    # ------------------------------------------------------------------ reports from the controller
+
+    def resume(
+        self, state: RolloutState, token: Resume, now: float, user: str = "cockpit"
+    ) -> Transition | None:
+        """The effects of ``token`` succeeded. ``None`` when the token is stale."""
+        if token.epoch != state.epoch:
+            return None
+        if token.what == "deployed":
+            deployed = replace(state, canary_version=state.target_version, activity=Activity.IDLE)
+            return replace(self._enter_step(deployed, 0, now), note=f"canary {state.target_version} healthy")
+        if token.what == "step-done":
+            if token.step != state.step_index:
+                return None
+            step = self.steps[token.step]
+            weight = step.set_weight if step.set_weight is not None else state.weight
+            return self._enter_step(
+                replace(state, weight=weight, activity=Activity.IDLE), token.step + 1, now
+            )
+        if token.what == "weight-set":
+            # set_weight stored the wanted weight nowhere else; the effect carried it.
+            return None
+        if token.what == "promoted":
+            version = state.canary_version or state.target_version or state.stable_version
+            revision = Revision(number=state.revision + 1, version=version, ts=now, user=user)
+            healthy = replace(
+                state,
+                phase=Phase.HEALTHY,
+                activity=Activity.IDLE,
+                stable_version=version,
+                canary_version=None,
+                weight=0,
+                paused_until=None,
+                reason=f"{version} promoted to stable (revision {revision.number})",
+                revisions=(state.revisions + (revision,))[-self.history_limit :],
+                step_index=len(self.steps) - 1,
+            )
+            return Transition(healthy, note=f"{version} promoted to 100%")
+        if token.what == "aborted":
+            aborted = replace(
+                state,
+                activity=Activity.IDLE,
+                canary_version=None,
+                weight=0,
+                reason=f"{state.reason}; traffic on stable {state.stable_version}, canary removed",
+            )
+            return Transition(aborted, note="aborted: traffic on stable, canary removed")
+        if token.what == "rolled-back":
+            version = state.target_version or state.stable_version
+            revision = Revision(number=state.revision + 1, version=version, ts=now, user=user)
+            rolled = replace(
+                state,
+                phase=Phase.HEALTHY,
+                activity=Activity.IDLE,
+                stable_version=version,
+                canary_version=None,
+                weight=0,
+                reason=f"rolled back to {version} (revision {revision.number})",
+                revisions=(state.revisions + (revision,))[-self.history_limit :],
+            )
+            return Transition(rolled, note=f"rolled back to {version}")
+        raise ValueError(f"unknown resume token {token.what!r}")
+
+    def weight_set(self, state: RolloutState, weight: int) -> RolloutState:
+        """A manual weight change completed."""
+        return replace(
+            state, weight=weight, activity=Activity.WAITING if state.phase is Phase.PAUSED else state.activity
+        )
+
+    def analysis_finished(
+        self, state: RolloutState, token: Resume, view: AnalysisView, now: float
+    ) -> Transition | None:
+        if token.epoch != state.epoch or token.step != state.step_index:
+            return None
+        state = replace(state, analysis=view)
+        if view.outcome is Outcome.SUCCESSFUL:
+            return replace(
+                self._enter_step(replace(state, activity=Activity.IDLE), token.step + 1, now),
+                note="analysis successful",
+            )
+        if view.outcome is Outcome.FAILED:
+            return self._abort(state, f"analysis failed: {view.message}", by_analysis=True)
+        paused = replace(
+            state,
+            phase=Phase.PAUSED,
+            activity=Activity.IDLE,
+            reason=f"analysis inconclusive: {view.message}; promote (p) to go on or abort (a)",
+        )
+        return Transition(paused, note="analysis inconclusive: paused for a human")
+
+    def analysis_progress(self, state: RolloutState, view: AnalysisView) -> RolloutState:
+        return replace(state, analysis=view)
+
+    def failed(self, state: RolloutState, token: Resume, error: str) -> Transition | None:
+        """A backend effect failed. The state says what is known to be true."""
+        if token.epoch != state.epoch:
+            return None
+        if token.what == "deployed":
+            # Nothing took traffic: the canary never became healthy.
+            aborted = replace(
+                state,
+                phase=Phase.ABORTED,
+                activity=Activity.IDLE,
+                canary_version=None,
+                weight=0,
+                reason=f"canary {state.target_version} failed to deploy: {error}",
+            )
+            return Transition(aborted, note="deploy failed")
+        if token.what == "weight-set":
+            return Transition(
+                replace(
+                    state, activity=Activity.WAITING, reason=f"{state.reason} (weight change failed: {error})"
+                ),
+                note="weight change failed",
+            )
+        if token.what == "rolled-back":
+            degraded = replace(
+                state,
+                phase=Phase.DEGRADED,
+                activity=Activity.IDLE,
+                reason=f"rollback to {state.target_version} failed: {error}; stable {state.stable_version} kept",
+            )
+            return Transition(degraded, note="rollback failed")
+        degraded = replace(
+            state,
+            phase=Phase.DEGRADED,
+            activity=Activity.IDLE,
+            reason=f"{token.what.replace('-', ' ')} failed: {error}; abort (a) sends traffic back to stable",
+        )
+        return Transition(degraded, note="backend action failed")

@@ -1,0 +1,117 @@
+"""The rollout state of one environment: plain immutable values, no behaviour."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Phase(enum.StrEnum):
+    HEALTHY = "Healthy"  # stable serves 100 %, no rollout in progress
+    PROGRESSING = "Progressing"  # walking the steps
+    PAUSED = "Paused"  # waiting: a pause step, an inconclusive analysis, or a human
+    ABORTED = "Aborted"  # traffic back on stable, canary gone; R retries
+    DEGRADED = "Degraded"  # a backend action failed mid-way; the reason says what is known
+
+
+class Activity(enum.StrEnum):
+    """What the environment is doing right now inside its phase."""
+
+    IDLE = "idle"
+    DEPLOYING = "deploying canary"
+    SHIFTING = "shifting traffic"
+    WAITING = "pausing"
+    ANALYSING = "analysing"
+    PROMOTING = "promoting"
+    ABORTING = "aborting"
+    ROLLING_BACK = "rolling back"
+
+
+class Outcome(enum.StrEnum):
+    """Analysis outcomes; NO_DATA and ERROR are measurement states, never silent."""
+
+    RUNNING = "Running"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    NO_DATA = "NoData"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    ts: float
+    outcome: Outcome
+    value: float | None  # canary value; None for no data / error
+    stable_value: float | None = None  # the same metric on stable, for comparison
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckView:
+    """The state of one check in an analysis run, as the screen shows it."""
+
+    name: str
+    condition: str  # e.g. ">= 95"
+    unit: str  # "%", "ms", "req/s", ""
+    outcome: Outcome
+    measurements: tuple[Measurement, ...] = ()  # the last 10 kept (as Argo does)
+    taken: int = 0
+    count: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    no_data: int = 0
+    errors: int = 0
+
+    @property
+    def last(self) -> Measurement | None:
+        return self.measurements[-1] if self.measurements else None
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisView:
+    step: int
+    outcome: Outcome
+    checks: tuple[CheckView, ...]
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    number: int
+    version: str
+    ts: float
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    env: str
+    phase: Phase
+    stable_version: str
+    steps_total: int
+    reason: str = ""
+    activity: Activity = Activity.IDLE
+    canary_version: str | None = None  # the canary deployed right now
+    target_version: str | None = None  # the version being (or last) rolled out; kept for retry
+    weight: int = 0  # percent of traffic on the canary
+    step_index: int = 0  # 0-based index of the current step
+    epoch: int = 0  # grows at every start/abort/rollback, so stale timers are ignored
+    paused_until: float | None = None  # end of a timed pause (unix seconds)
+    analysis: AnalysisView | None = None
+    revisions: tuple[Revision, ...] = field(default_factory=tuple)
+
+    @property
+    def in_rollout(self) -> bool:
+        return self.phase in (Phase.PROGRESSING, Phase.PAUSED)
+
+    @property
+    def revision(self) -> int:
+        return self.revisions[-1].number if self.revisions else 0
+
+    @property
+    def step_label(self) -> str:
+        """``n/m`` for the screen (1-based); ``-`` when no rollout is on."""
+        if self.target_version is None or self.phase is Phase.HEALTHY:
+            return "-"
+        return f"{min(self.step_index + 1, self.steps_total)}/{self.steps_total}"

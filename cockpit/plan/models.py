@@ -1,0 +1,285 @@
+"""The release plan as typed, validated models.
+
+Every model forbids unknown keys: a typo in a plan is an error, never silently
+ignored. Field docstrings double as the reference for plan authors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cockpit.units import Duration
+
+NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+# --------------------------------------------------------------------------- conditions
+
+_CONDITION = re.compile(r"^\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+class Condition(Strict):
+    """A comparison of a measured value with a threshold, written ``">= 99"``."""
+
+    op: Literal[">=", "<=", ">", "<", "==", "!="]
+    threshold: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _CONDITION.match(value)
+            if not match:
+                raise ValueError(f"expected a condition such as '>= 99' or '< 500', found {value!r}")
+            return {"op": match.group(1), "threshold": float(match.group(2))}
+        return value
+
+    def holds(self, value: float) -> bool:
+        t = self.threshold
+        return {
+            ">=": value >= t,
+            "<=": value <= t,
+            ">": value > t,
+            "<": value < t,
+            "==": value == t,
+            "!=": value != t,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.threshold:g}"
+
+
+# --------------------------------------------------------------------------- analysis
+
+BuiltinMetric = Literal["success-rate", "error-rate", "latency-p95", "latency-p99", "request-rate"]
+"""Built-in checks measured on the canary track (Flagger's spirit):
+success-rate and error-rate in percent (non-5xx / 5xx), latencies in milliseconds,
+request-rate in requests per second."""
+
+
+class Check(Strict):
+    """One metric check of an analysis (Argo Rollouts' AnalysisTemplate metric)."""
+
+    name: str = Field(pattern=NAME)
+    """Short name used by analysis steps and shown on screen."""
+    metric: BuiltinMetric | None = None
+    """A built-in measurement of the canary; exclusive with ``query``."""
+    query: str | None = None
+    """A query for the environment's metrics source (PromQL for prometheus)."""
+    success: Condition
+    """The measurement passes when this holds, e.g. ``">= 99"``."""
+    failure: Condition | None = None
+    """The measurement fails when this holds. Without it, failure is "success does not
+    hold"; with it, a value where neither holds is Inconclusive (a human decides)."""
+    interval: Duration = 5.0
+    """Time between measurements; built-in metrics are measured over this window."""
+    count: int = Field(default=3, ge=1, le=1000)
+    """Measurements to take; the check succeeds when all are taken within the limits."""
+    failure_limit: int = Field(default=0, ge=0)
+    """Failed measurements tolerated; one more fails the analysis (Argo default 0)."""
+    inconclusive_limit: int = Field(default=0, ge=0)
+    """Inconclusive measurements tolerated before the rollout pauses for a human."""
+    no_data_limit: int = Field(default=3, ge=0)
+    """Measurements with no canary traffic tolerated before the rollout pauses for a human."""
+    error_limit: int = Field(default=4, ge=0)
+    """Consecutive errors reading the metrics source tolerated (they are retried)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Check:
+        if (self.metric is None) == (self.query is None):
+            raise ValueError("a check needs exactly one of 'metric' (built-in) or 'query'")
+        if self.interval <= 0:
+            raise ValueError("interval must be greater than 0")
+        return self
+
+
+class Analysis(Strict):
+    checks: list[Check] = Field(default_factory=list)
+    """The checks analysis steps may name."""
+
+    @field_validator("checks")
+    @classmethod
+    def _unique(cls, checks: list[Check]) -> list[Check]:
+        seen: set[str] = set()
+        for check in checks:
+            if check.name in seen:
+                raise ValueError(f"check {check.name!r} is defined twice")
+            seen.add(check.name)
+        return checks
+
+    def by_name(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+
+# --------------------------------------------------------------------------- strategy
+
+
+class Pause(Strict):
+    duration: Duration | None = None
+    """Seconds to wait before going on; without it the rollout waits for a promote."""
+
+
+class AnalysisStep(Strict):
+    checks: list[str] = Field(min_length=1)
+    """Names of checks from [analysis]; all run side by side."""
+
+
+class Step(Strict):
+    """One canary step; exactly one of its keys is set."""
+
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    """Send this percent of traffic to the canary."""
+    pause: Pause | None = None
+    """Wait for a duration or until promoted."""
+    analysis: AnalysisStep | None = None
+    """Run metric checks; Failed aborts, Inconclusive pauses for a human."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        set_keys = [k for k in ("set_weight", "pause", "analysis") if getattr(self, k) is not None]
+        if len(set_keys) != 1:
+            found = ", ".join(set_keys) or "none"
+            raise ValueError(f"a step needs exactly one of set_weight, pause, analysis (found: {found})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "set_weight" if self.set_weight is not None else "pause" if self.pause else "analysis"
+
+    def describe(self) -> str:
+        if self.set_weight is not None:
+            return f"set weight {self.set_weight}%"
+        if self.pause is not None:
+            return "pause" if self.pause.duration is None else f"pause {self.pause.duration:g}s"
+        assert self.analysis is not None
+        return "analysis " + ", ".join(self.analysis.checks)
+
+
+class Canary(Strict):
+    steps: list[Step] = Field(min_length=1)
+    """Walked in order; after the last step the canary is promoted to 100 %."""
+
+
+class BlueGreen(Strict):
+    pre_promotion_analysis: list[str] = Field(default_factory=list)
+    """Checks run against the preview (green) stack before the switch."""
+    auto_promote: bool = False
+    """Switch without waiting for a promote once the preview is healthy."""
+
+
+class Rolling(Strict):
+    max_surge: int = Field(default=1, ge=1)
+    """Replicas of the new version started at once."""
+
+
+class Strategy(Strict):
+    canary: Canary | None = None
+    blue_green: BlueGreen | None = None
+    rolling: Rolling | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Strategy:
+        chosen = [k for k in ("canary", "blue_green", "rolling") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                f"choose exactly one strategy of canary, blue_green, rolling (found: {', '.join(chosen) or 'none'})"
+            )
+        return self
+
+    def steps(self) -> list[Step]:
+        """The strategy as canary steps: blue-green is a switch 0 -> 100 behind an
+        optional analysis and pause; rolling is a single full shift."""
+        if self.canary:
+            return list(self.canary.steps)
+        if self.blue_green:
+            steps: list[Step] = []
+            if self.blue_green.pre_promotion_analysis:
+                steps.append(Step(analysis=AnalysisStep(checks=self.blue_green.pre_promotion_analysis)))
+            if not self.blue_green.auto_promote:
+                steps.append(Step(pause=Pause()))
+            return steps or [Step(set_weight=100)]
+        return [Step(set_weight=100)]
+
+
+# --------------------------------------------------------------------------- environments
+
+
+class Backend(Strict):
+    adapter: str
+    """Registered backend adapter name (``cockpit adapters`` lists them), e.g. "local"."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Adapter options, validated by the adapter's own schema."""
+
+
+class Metrics(Strict):
+    source: str = "scrape"
+    """Registered metrics source: "scrape" reads the workloads' /metrics directly."""
+    interval: Duration = 1.0
+    """How often the screen's live metrics are refreshed."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Options of the metrics source."""
+
+
+class Logs(Strict):
+    source: Literal["backend", "none"] = "backend"
+    """Where log lines come from: the backend's workloads, or none."""
+
+
+class Environment(Strict):
+    name: str = Field(pattern=NAME)
+    """Short lowercase name shown as the column title (dev, staging, production)."""
+    protected: bool = False
+    """Actions here ask for the environment's name typed out and a reason."""
+    initial_version: str
+    """The version that runs as stable before any release is journaled."""
+    backend: Backend
+    metrics: Metrics = Field(default_factory=Metrics)
+    logs: Logs = Field(default_factory=Logs)
+
+
+class FreezeWindow(Strict):
+    start: str = Field(pattern=r"^\d{2}:\d{2}$")
+    """Start of the daily freeze, ``HH:MM`` (UTC)."""
+    end: str = Field(pattern=r"^\d{2}:\d{2}$")
+    """End of the daily freeze, ``HH:MM`` (UTC)."""
+    environments: list[str] = Field(default_factory=list)
+    """Environments frozen (empty: all)."""
+
+
+class Guardrails(Strict):
+    require_reason: bool = False
+    """Every action on any environment asks for a reason (protected ones always do)."""
+    freeze: list[FreezeWindow] = Field(default_factory=list)
+    """Daily windows in which rollouts may not start."""
+    history_limit: int = Field(default=10, ge=1, le=100)
+    """Revisions retained per environment for rollback."""
+
+
+class Service(Strict):
+    name: str = Field(pattern=NAME)
+    """The service this plan releases."""
+    description: str = ""
+
+
+class Plan(Strict):
+    service: Service
+    environments: list[Environment] = Field(min_length=1, max_length=6)
+    """Shown side by side in this order (1 to 6)."""
+    strategy: Strategy
+    analysis: Analysis = Field(default_factory=Analysis)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    """Named references, ``keyring:service/name`` or ``env:NAME``; never values."""
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(name)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what cockpit needs on a fresh Debian machine: the system packages
+# (with apt-get, when root) and a virtualenv in .venv with cockpit installed.
+#   scripts/setup.sh          runtime only (the demo)
+#   scripts/setup.sh --test   plus the test tools and the real servers the tests use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null; then
+    echo "setup: $PY not found; install Python 3.11 or newer" >&2
+    exit 1
+fi
+"$PY" - <<'PYCHECK' || { echo "setup: cockpit needs Python >= 3.11 ($PY is older)" >&2; exit 1; }
+import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PYCHECK
+
+apt_packages=()
+if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_packages+=(python3-venv)
+fi
+if [[ $want_test == 1 ]]; then
+    # tmux: end-to-end runs of the real app; dbus + gnome-keyring: a real Secret
+    # Service for the keyring tests; librsvg2-bin: SVG screenshots to PNG.
+    for pkg in tmux dbus dbus-x11 gnome-keyring librsvg2-bin; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_packages+=("$pkg")
+    done
+fi
+if ((${#apt_packages[@]})); then
+    if [[ $(id -u) == 0 ]]; then
+        echo "setup: apt-get install ${apt_packages[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+    else
+        echo "setup: please install: sudo apt-get install ${apt_packages[*]}" >&2
+        exit 1
+    fi
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if [[ $want_test == 1 ]]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+else
+    .venv/bin/python -m pip install -q -e .
+fi
+echo "setup: ready (.venv/bin/cockpit)"

@@ -1,0 +1,142 @@
+"""The analysis judge: Successful / Failed / Inconclusive, with no-data and errors visible."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cockpit.adapters.base import NO_DATA, BackendUnavailable, MetricsSource, MetricsWindow, TrackMetrics
+from cockpit.engine.analysis import CheckRun, judge, metric_value, run_analysis, take_measurement
+from cockpit.engine.state import Measurement, Outcome
+from cockpit.plan.models import Check
+
+
+def track(error_rate: float = 0.0, p99: float = 10.0, requests: float = 100.0) -> TrackMetrics:
+    return TrackMetrics(
+        requests=requests, request_rate=requests / 3, error_rate=error_rate, p95_ms=p99 / 2, p99_ms=p99
+    )
+
+
+class ScriptedSource(MetricsSource):
+    """Returns the scripted canary windows in order (the last one repeats)."""
+
+    name = "scripted"
+
+    def __init__(self, script: list[TrackMetrics | Exception]) -> None:
+        self.script = script
+        self.calls = 0
+
+    async def window(self, seconds: float) -> MetricsWindow:
+        item = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if isinstance(item, Exception):
+            raise item
+        return MetricsWindow(ts=0.0, seconds=seconds, stable=track(), canary=item)
+
+
+def check(**kw: object) -> Check:
+    base = {"name": "ok", "metric": "success-rate", "success": ">= 95", "interval": 0.001, "count": 3}
+    return Check.model_validate(base | kw)
+
+
+async def no_sleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+def test_metric_values_in_display_units() -> None:
+    t = track(error_rate=0.05, p99=321.0)
+    assert metric_value("success-rate", t) == pytest.approx(95.0)
+    assert metric_value("error-rate", t) == pytest.approx(5.0)
+    assert metric_value("latency-p99", t) == 321.0
+    assert metric_value("success-rate", NO_DATA) is None
+
+
+def test_judge_with_and_without_failure_condition() -> None:
+    only_success = check()
+    assert judge(only_success, 96) is Outcome.SUCCESSFUL
+    assert judge(only_success, 94) is Outcome.FAILED
+    both = check(failure="< 90")
+    assert judge(both, 96) is Outcome.SUCCESSFUL
+    assert judge(both, 85) is Outcome.FAILED
+    assert judge(both, 92) is Outcome.INCONCLUSIVE  # neither holds: a human decides
+
+
+def test_failure_limit_tolerates_that_many_failures() -> None:
+    run = CheckRun(check(failure_limit=1, count=3))
+    run.record(Measurement(0, Outcome.FAILED, 80.0))
+    assert run.outcome is Outcome.RUNNING
+    run.record(Measurement(0, Outcome.FAILED, 80.0))
+    assert run.outcome is Outcome.FAILED
+    assert run.message == "ok 80.0% (needs >= 95)"
+
+
+def test_no_data_is_retried_then_inconclusive_never_a_pass() -> None:
+    run = CheckRun(check(no_data_limit=2))
+    for _ in range(2):
+        run.record(Measurement(0, Outcome.NO_DATA, None))
+    assert run.outcome is Outcome.RUNNING and run.taken == 0
+    run.record(Measurement(0, Outcome.NO_DATA, None))
+    assert run.outcome is Outcome.INCONCLUSIVE
+    assert "no data" in run.message
+
+
+def test_errors_are_retried_up_to_the_limit() -> None:
+    run = CheckRun(check(error_limit=1))
+    run.record(Measurement(0, Outcome.ERROR, None, message="down"))
+    run.record(Measurement(0, Outcome.SUCCESSFUL, 99.0))  # resets the consecutive count
+    run.record(Measurement(0, Outcome.ERROR, None, message="down"))
+    assert run.outcome is Outcome.RUNNING
+    run.record(Measurement(0, Outcome.ERROR, None, message="down"))
+    assert run.outcome is Outcome.INCONCLUSIVE and "metrics unavailable (down)" in run.message
+
+
+def test_last_ten_measurements_are_kept() -> None:
+    run = CheckRun(check(count=50))
+    for n in range(25):
+        run.record(Measurement(float(n), Outcome.SUCCESSFUL, 99.0))
+    assert len(run.view().measurements) == 10 and run.view().measurements[-1].ts == 24.0
+
+
+@pytest.mark.asyncio
+async def test_measurement_states() -> None:
+    c = check()
+    assert (await take_measurement(c, ScriptedSource([track(0.01)]))).outcome is Outcome.SUCCESSFUL
+    failed = await take_measurement(c, ScriptedSource([track(0.2)]))
+    assert failed.outcome is Outcome.FAILED and failed.value == pytest.approx(80.0)
+    assert failed.stable_value == pytest.approx(100.0)  # stable shown alongside
+    assert (await take_measurement(c, ScriptedSource([NO_DATA]))).outcome is Outcome.NO_DATA
+    err = await take_measurement(c, ScriptedSource([BackendUnavailable("scrape refused")]))
+    assert err.outcome is Outcome.ERROR and err.message == "scrape refused"
+
+
+@pytest.mark.asyncio
+async def test_run_succeeds_after_count_measurements() -> None:
+    progress: list[Outcome] = []
+    view = await run_analysis(
+        2,
+        [check(), check(name="lat", metric="latency-p99", success="<= 250")],
+        ScriptedSource([track()]),
+        lambda v: progress.append(v.outcome),
+        no_sleep,
+    )
+    assert view.outcome is Outcome.SUCCESSFUL
+    assert [c.taken for c in view.checks] == [3, 3]
+    assert len(progress) == 6
+
+
+@pytest.mark.asyncio
+async def test_one_failure_decides_the_run_at_once() -> None:
+    source = ScriptedSource([track(0.5)])
+    view = await run_analysis(0, [check(count=100)], source, lambda v: None, no_sleep)
+    assert view.outcome is Outcome.FAILED
+    assert view.message == "ok 50.0% (needs >= 95)"
+    assert source.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_inconclusive_run() -> None:
+    view = await run_analysis(
+        0, [check(failure="< 50")], ScriptedSource([track(0.2)]), lambda v: None, no_sleep
+    )
+    assert view.outcome is Outcome.INCONCLUSIVE
