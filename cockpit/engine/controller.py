@@ -413,6 +413,9 @@ class EnvironmentController:
                 await self.backend.remove_canary()
             case DeployStable(version):
                 await self.backend.deploy_stable(version)
+        # Show what the platform now runs at once, not at the next poll.
+        with contextlib.suppress(BackendError):
+            self._poll.status = await self.backend.status()
 
     async def _drive(
         self, transition: Transition | None, action: str = "auto", reason: str = ""

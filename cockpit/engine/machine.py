@@ -84,6 +84,11 @@ class Transition:
     note: str = ""  # one line for the journal / transition log
 
 
+def _prefixed(what: str, transition: Transition) -> Transition:
+    """``transition`` with ``what`` happened first, for the one-line transition log."""
+    return replace(transition, note=f"{what}; {transition.note}" if transition.note else what)
+
+
 class RolloutMachine:
     def __init__(self, steps: Sequence[Step], history_limit: int = 10) -> None:
         self.steps = tuple(steps)
@@ -130,7 +135,10 @@ class RolloutMachine:
         if step.set_weight is not None:
             shifting = replace(base, activity=Activity.SHIFTING, reason=f"{label}: {step.describe()}")
             return Transition(
-                shifting, (SetWeight(step.set_weight),), Resume(state.epoch, index, "step-done")
+                shifting,
+                (SetWeight(step.set_weight),),
+                Resume(state.epoch, index, "step-done"),
+                note=shifting.reason,
             )
         if step.pause is not None:
             seconds = step.pause.duration
@@ -142,7 +150,9 @@ class RolloutMachine:
                 reason=why,
                 paused_until=None if seconds is None else now + seconds,
             )
-            return Transition(paused, (WaitPause(seconds),), Resume(state.epoch, index, "step-done"))
+            return Transition(
+                paused, (WaitPause(seconds),), Resume(state.epoch, index, "step-done"), note=why
+            )
         assert step.analysis is not None
         running = replace(
             base,
@@ -151,7 +161,10 @@ class RolloutMachine:
             analysis=AnalysisView(step=index, outcome=Outcome.RUNNING, checks=()),
         )
         return Transition(
-            running, (RunAnalysis(tuple(step.analysis.checks)),), Resume(state.epoch, index, "step-done")
+            running,
+            (RunAnalysis(tuple(step.analysis.checks)),),
+            Resume(state.epoch, index, "step-done"),
+            note=running.reason,
         )
 
     def _abort(self, state: RolloutState, reason: str, by_analysis: bool = False) -> Transition:
@@ -163,7 +176,7 @@ class RolloutMachine:
             paused_until=None,
             reason=reason,
         )
-        note = "analysis failed: aborting" if by_analysis else "aborting"
+        note = f"{reason}: aborting" if by_analysis else f"aborting ({reason})"
         return Transition(
             aborting,
             (SetWeight(0), RemoveCanary()),
@@ -213,7 +226,7 @@ class RolloutMachine:
             raise Refused(f"nothing is paused: {state.env} is {state.phase.value}")
         self._busy_except_waiting(state)
         advanced = replace(state, epoch=state.epoch + 1)  # stale pause timers are dropped
-        return replace(self._enter_step(advanced, state.step_index + 1, now), note="promoted past the pause")
+        return _prefixed("promoted past the pause", self._enter_step(advanced, state.step_index + 1, now))
 
     def _busy_except_waiting(self, state: RolloutState) -> None:
         if state.activity not in (Activity.WAITING, Activity.IDLE, Activity.ANALYSING):
@@ -321,7 +334,7 @@ class RolloutMachine:
             return None
         if token.what == "deployed":
             deployed = replace(state, canary_version=state.target_version, activity=Activity.IDLE)
-            return replace(self._enter_step(deployed, 0, now), note=f"canary {state.target_version} healthy")
+            return _prefixed(f"canary {state.target_version} healthy", self._enter_step(deployed, 0, now))
         if token.what == "step-done":
             if token.step != state.step_index:
                 return None
@@ -387,10 +400,8 @@ class RolloutMachine:
             return None
         state = replace(state, analysis=view)
         if view.outcome is Outcome.SUCCESSFUL:
-            return replace(
-                self._enter_step(replace(state, activity=Activity.IDLE), token.step + 1, now),
-                note="analysis successful",
-            )
+            entered = self._enter_step(replace(state, activity=Activity.IDLE), token.step + 1, now)
+            return _prefixed(f"analysis successful: {view.message}", entered)
         if view.outcome is Outcome.FAILED:
             return self._abort(state, f"analysis failed: {view.message}", by_analysis=True)
         paused = replace(

@@ -17,9 +17,14 @@ from pydantic import BaseModel, ValidationError
 
 from cockpit.adapters import registry
 from cockpit.plan.locate import line_of
-from cockpit.plan.models import Plan
+from cockpit.plan.models import NAME, Plan
 
 Path_ = tuple[str | int, ...]
+
+PATTERN_WORDS = {
+    NAME: "a short lowercase name (a-z, 0-9 and '-', at most 40 characters)",
+    r"^\d{2}:\d{2}$": "a time of day as HH:MM",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,11 @@ def _from_validation(err: ValidationError, file: str, text: str, prefix: Path_ =
             msg = f"unknown key {str(loc[-1])!r} (not part of the plan format)"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        elif e["type"] == "string_pattern_mismatch":
+            expected = PATTERN_WORDS.get(
+                str((e.get("ctx") or {}).get("pattern")), "a value of the documented form"
+            )
+            msg = f"expected {expected}; found {_found(e.get('input'))}"
         elif e["type"] not in ("value_error", "assertion_error"):
             msg = f"{msg}; found {_found(e.get('input'))}"
         issues.append(PlanIssue(file, line_of(text, loc), format_path(loc), msg))
@@ -127,6 +137,7 @@ def _semantic_issues(plan: Plan, file: str, text: str) -> list[PlanIssue]:
                 "expected a reference 'keyring:service/name' or 'env:NAME'; a plan never holds secret values",
             )
 
+    builtin_only: list[str] = []
     for i, env in enumerate(plan.environments):
         try:
             backend_cls = registry.backend_class(env.backend.adapter)
@@ -153,13 +164,14 @@ def _semantic_issues(plan: Plan, file: str, text: str) -> list[PlanIssue]:
                 source_cls.Options, env.metrics.options, file, text, ("environments", i, "metrics", "options")
             )
             if not getattr(source_cls, "supports_query", False):
-                for c, check in enumerate(plan.analysis.checks):
-                    if check.query is not None and check.name in used_checks:
-                        add(
-                            ("analysis", "checks", c, "query"),
-                            f"environment {env.name!r} uses metrics source {env.metrics.source!r},"
-                            " which runs built-in metrics only; use 'metric' or a query-capable source",
-                        )
+                builtin_only.append(f"{env.name!r} ({env.metrics.source})")
+    for c, check in enumerate(plan.analysis.checks):
+        if check.query is not None and check.name in used_checks and builtin_only:
+            add(
+                ("analysis", "checks", c, "query"),
+                f"environment {', '.join(builtin_only)} reads metrics that run built-in metrics only;"
+                " use 'metric', or a metrics source that runs queries",
+            )
     return issues
 
 

@@ -1,0 +1,209 @@
+"""The cockpit command end to end: real processes, real routers, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.local_fixtures import live_marked
+
+PLAN = """
+[service]
+name = "{service}"
+
+[[environments]]
+name = "dev"
+initial_version = "1.0.0"
+  [environments.backend]
+  adapter = "local"
+    [environments.backend.options]
+    versions = ["1.0.0", "1.1.0", "1.2.0"]
+    port = {port}
+    traffic_rps = 20
+
+[strategy.canary]
+steps = [
+  {{ set_weight = 20 }},
+  {{ pause = {{}} }},
+  {{ analysis = {{ checks = ["ok"] }} }},
+]
+
+[[analysis.checks]]
+name = "ok"
+metric = "success-rate"
+success = ">= 95"
+interval = "1s"
+count = 2
+"""
+
+
+def cockpit(*args: str, state: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COCKPIT_STATE_DIR": str(state)}
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def write_plan(tmp_path: Path, service: str, port: int = 0) -> Path:
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN.format(service=service, port=port))
+    return path
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def service(request: pytest.FixtureRequest) -> str:
+    import uuid
+
+    name = f"c{uuid.uuid4().hex[:8]}"
+    yield name
+    deadline = time.monotonic() + 10
+    while live_marked(name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert live_marked(name) == [], "processes left behind"
+
+
+def test_check_good_and_bad(tmp_path: Path, service: str) -> None:
+    plan = write_plan(tmp_path, service)
+    ok = cockpit("check", str(plan), state=tmp_path)
+    assert ok.returncode == 0 and "ok" in ok.stdout.splitlines()[0] and "1. set weight 20%" in ok.stdout
+    missing = cockpit("check", str(tmp_path / "nope.toml"), state=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text(plan.read_text().replace('adapter = "local"', 'adapter = "nomad"'))
+    result = cockpit("check", str(bad), state=tmp_path)
+    assert result.returncode == 2
+    assert f"{bad}:9: environments[0].backend.adapter: unknown backend adapter 'nomad'" in result.stderr
+
+
+def test_unknown_version_is_refused_with_exit_2(tmp_path: Path, service: str) -> None:
+    plan = write_plan(tmp_path, service)
+    result = cockpit("rollout", str(plan), "--env", "dev", "--version", "9.9.9", "--headless", state=tmp_path)
+    assert result.returncode == 2
+    assert (
+        one_line_error(result)
+        == "error: rollout refused: version 9.9.9 does not exist (known: 1.0.0, 1.1.0, 1.2.0)"
+    )
+    history = cockpit("history", "--json", "--service", service, state=tmp_path)
+    refused = [json.loads(line) for line in history.stdout.splitlines() if '"refused"' in line]
+    assert refused and refused[0]["action"] == "rollout"
+
+
+def test_port_in_use_is_a_clear_error_and_disturbs_nothing(tmp_path: Path, service: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        plan = write_plan(tmp_path, service, port)
+        result = cockpit(
+            "rollout", str(plan), "--env", "dev", "--version", "1.1.0", "--headless", state=tmp_path
+        )
+        assert result.returncode == 2
+        line = one_line_error(result)
+        assert f"port {port} on 127.0.0.1 is already in use" in line
+        # The port's owner still accepts connections: nothing was disturbed.
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+
+
+def test_unknown_environment(tmp_path: Path, service: str) -> None:
+    plan = write_plan(tmp_path, service)
+    result = cockpit(
+        "rollout", str(plan), "--env", "prod", "--version", "1.1.0", "--headless", state=tmp_path
+    )
+    assert result.returncode == 2
+    assert "no environment 'prod'" in one_line_error(result)
+
+
+def test_headless_demo_good_release_promotes_within_60s(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = cockpit(
+        "demo", "--headless", "--env", "production", "--version", "1.1.0", "--port-base", "0", state=tmp_path
+    )
+    took = time.monotonic() - started
+    print(f"headless demo 1.1.0: exit {result.returncode} in {took:.1f}s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert took < 60
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "promoted: 1.1.0 serves 100% of production"
+    assert any("step 3/6: analysis" in line for line in lines)
+    history = cockpit("history", "--demo", "--json", state=tmp_path)
+    records = [json.loads(line) for line in history.stdout.splitlines()]
+    rollout = next(r for r in records if r["action"] == "rollout")
+    assert rollout["outcome"] == "ok" and rollout["user"] and rollout["reason"] == "headless demo rollout"
+
+
+def test_headless_demo_bad_release_is_aborted_by_analysis_within_30s(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = cockpit(
+        "demo", "--headless", "--env", "production", "--version", "1.2.0", "--port-base", "0", state=tmp_path
+    )
+    took = time.monotonic() - started
+    print(f"headless demo 1.2.0: exit {result.returncode} in {took:.1f}s")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert took < 30
+    assert result.stdout.splitlines()[-1].startswith("aborted: analysis failed: ")
+
+
+def test_status_attaches_read_only_to_a_running_rollout(tmp_path: Path, service: str) -> None:
+    plan = write_plan(tmp_path, service)
+    env = {**os.environ, "COCKPIT_STATE_DIR": str(tmp_path)}
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cockpit",
+            "rollout",
+            str(plan),
+            "--env",
+            "dev",
+            "--version",
+            "1.1.0",
+            "--headless",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        row: dict = {}
+        while time.monotonic() < deadline:
+            status = cockpit("status", str(plan), "--json", state=tmp_path)
+            assert status.returncode == 0, status.stderr
+            row = json.loads(status.stdout)["environments"][0]
+            if row["phase"] == "Paused" and row["canary_weight"] == 20:
+                break
+            time.sleep(0.3)
+        assert row["phase"] == "Paused", row
+        assert (row["name"], row["stable_version"], row["canary_version"]) == ("dev", "1.0.0", "1.1.0")
+        assert httpx.get(row["url"] + "/healthz", timeout=5).status_code == 200
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        _, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, err
+    assert "interrupted: dev left Paused" in err
+
+
+def test_status_of_a_plan_that_is_not_running(tmp_path: Path, service: str) -> None:
+    plan = write_plan(tmp_path, service)
+    result = cockpit("status", str(plan), "--json", state=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)["environments"][0]
+    assert row["url"] is None and row["error"] and row["stable_version"] == "1.0.0"
