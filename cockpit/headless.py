@@ -82,7 +82,7 @@ async def run_rollout(
                 # No human is here to decide: the safe choice is to send traffic back to stable.
                 await session.abort(env, reason="analysis inconclusive; no human in headless mode")
                 await _wait_idle(controller)
-                print(f"aborted: {state.reason}", file=out, flush=True)
+                print(f"aborted: {controller.state.reason}", file=out, flush=True)
                 return EXIT_ANALYSIS
             waiting_for_human = state.phase is Phase.PAUSED and state.paused_until is None
             if waiting_for_human and (state.epoch, state.step_index) != promoted_at:

@@ -217,6 +217,33 @@ class EnvironmentController:
             self._tasks.append(asyncio.create_task(self._metrics_loop(), name=f"metrics-{self.env.name}"))
         self._changed()
 
+    def start_failed(self, error: BackendError) -> None:
+        """Record a failed start; the column shows it until :meth:`keep_trying` succeeds."""
+        self._poll.failures += 1
+        self._poll.error = redact(str(error))
+        self._poll.retry_at = time.time() + self._backoff()
+        self._changed()
+
+    def _backoff(self) -> float:
+        return min(BACKOFF_MAX, 2.0 ** min(self._poll.failures - 1, 5))
+
+    def keep_trying(self, attach: bool = False) -> None:
+        """Retry a failed start in the background, with backoff, until it works."""
+
+        async def retry() -> None:
+            while not self.started:
+                await asyncio.sleep(max(0.0, (self._poll.retry_at or 0) - time.time()))
+                try:
+                    await self.start(attach)
+                except BackendError as err:
+                    self.start_failed(err)
+                else:
+                    self._poll.error, self._poll.retry_at, self._poll.failures = None, None, 0
+                    self._journal("connect", "ok", detail=f"{self.env.name} is up again")
+                    self._changed()
+
+        self._tasks.append(asyncio.create_task(retry(), name=f"start-retry-{self.env.name}"))
+
     def _reconcile(self) -> None:
         """Make the state agree with the journal and what the backend really runs."""
         snapshot = self.journal.last_snapshot(self.service, self.env.name)
@@ -301,7 +328,7 @@ class EnvironmentController:
                     self._poll.error, self._poll.retry_at, self._poll.failures = None, None, 0
             except BackendError as err:
                 self._poll.failures += 1
-                delay = min(BACKOFF_MAX, 2.0 ** min(self._poll.failures - 1, 5))
+                delay = self._backoff()
                 self._poll.error = redact(str(err))
                 self._poll.retry_at = time.time() + delay
             self._changed()

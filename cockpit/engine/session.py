@@ -19,7 +19,7 @@ from cockpit.engine.controller import ActionResult, EnvironmentController, EnvVi
 from cockpit.engine.journal import Journal, current_user
 from cockpit.engine.logbuffer import LogHub
 from cockpit.plan.models import Environment, Plan
-from cockpit.secrets import SecretError, redact, resolve
+from cockpit.secrets import SecretError, resolve
 
 
 @dataclass(frozen=True)
@@ -92,16 +92,21 @@ class Session:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, attach: bool = False, only: list[str] | None = None) -> list[StartProblem]:
-        """Start every environment side by side; returns those that failed (they show
-        as down and keep their error; the others run)."""
+    async def start(
+        self, attach: bool = False, only: list[str] | None = None, keep_trying: bool = False
+    ) -> list[StartProblem]:
+        """Start every environment side by side; returns those that failed. They show as
+        down with their error; with ``keep_trying`` they are retried with backoff (the
+        screen), without it they stay down (headless runs, which stop instead)."""
         chosen = [c for name, c in self.controllers.items() if only is None or name in only]
         results = await asyncio.gather(*(c.start(attach) for c in chosen), return_exceptions=True)
         problems = []
         for controller, result in zip(chosen, results, strict=True):
             if isinstance(result, BackendError):
-                controller._poll.error = redact(str(result))
+                controller.start_failed(result)
                 problems.append(StartProblem(controller.env.name, result))
+                if keep_trying:
+                    controller.keep_trying(attach)
             elif isinstance(result, BaseException):
                 raise result
         return problems
