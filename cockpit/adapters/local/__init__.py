@@ -1,0 +1,27 @@
+"""The local backend: versions as real processes on 127.0.0.1 behind a weighted router.
+
+The names are loaded on first use: the router child process imports this package too
+(``python -m cockpit.adapters.local.router``) and should not pay for pydantic and the
+backend at start."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cockpit.adapters.local.backend import LocalBackend
+    from cockpit.adapters.local.options import LocalOptions
+
+__all__ = ["LocalBackend", "LocalOptions"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalBackend":
+        from cockpit.adapters.local.backend import LocalBackend
+
+        return LocalBackend
+    if name == "LocalOptions":
+        from cockpit.adapters.local.options import LocalOptions
+
+        return LocalOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,616 @@
+"""The local backend: each version runs as real processes on 127.0.0.1 behind a weighted
+HTTP router (its own process), so a release can be practised with real traffic.
+
+Zero downtime comes from one rule applied to every cut-over: change the routing table
+first, let the router drain what is in flight on the retired replicas (bounded by
+``drain_timeout``), and only then stop them (SIGTERM, SIGKILL after a grace period).
+
+All children are spawned from the event loop thread: ``PR_SET_PDEATHSIG`` fires when the
+forking *thread* exits, and the loop thread lives as long as the cockpit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import aiohttp
+
+from cockpit.adapters.base import (
+    AdapterContext,
+    BackendConfigError,
+    BackendError,
+    BackendStatus,
+    BackendUnavailable,
+    Capability,
+    DeployBackend,
+    HealthCheckFailed,
+    LogSink,
+    Track,
+    TrackStatus,
+    VersionNotFound,
+)
+from cockpit.adapters.local import procs, runtime
+from cockpit.adapters.local.control import RouterControl
+from cockpit.adapters.local.logs import LogHub
+from cockpit.adapters.local.options import LocalOptions
+from cockpit.adapters.local.protocol import TOKEN_ENV
+from cockpit.units import format_duration
+
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+ROUTER_START_TIMEOUT = 10.0
+HEALTH_POLL = 0.1
+PUMP_FLUSH_TIMEOUT = 2.0  # how long to wait for a stopped child's last log lines
+_STATE_WORDS = {"idle": "idle", "owner": "started", "attached": "attached", "closed": "closed"}
+
+
+class ManagedProcess:
+    """One child process: its log pumps, its last stderr line, and its exit."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        logs: LogHub,
+        source: Callable[[], tuple[str, Track | None]],
+        on_exit: Callable[[ManagedProcess], None] | None = None,
+    ) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.last_stderr = ""
+        self.stopping = False
+        self._logs = logs
+        self._source = source
+        self._on_exit = on_exit
+        assert process.stdout is not None and process.stderr is not None
+        self._pumps = [
+            asyncio.ensure_future(procs.pump(process.stdout, self._out)),
+            asyncio.ensure_future(procs.pump(process.stderr, self._err)),
+        ]
+        self._watch = asyncio.ensure_future(self._watch_exit())
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+    def _out(self, lines: list[str]) -> None:
+        source, track = self._source()
+        self._logs.emit(source, track, lines)
+
+    def _err(self, lines: list[str]) -> None:
+        for line in reversed(lines):
+            if line.strip():
+                self.last_stderr = line.strip()
+                break
+        self._out(lines)
+
+    async def _watch_exit(self) -> None:
+        code = await self.process.wait()
+        if not self.stopping:
+            await self.flush()
+            source, track = self._source()
+            self._logs.note(f"{source} (pid {self.pid}) exited unexpectedly with code {code}", "error", track)
+            if self._on_exit is not None:
+                self._on_exit(self)
+
+    async def flush(self) -> None:
+        """Wait (bounded) until the pipes are read to the end: the last lines of a dying
+        process are often the ones that explain why."""
+        await asyncio.wait(self._pumps, timeout=PUMP_FLUSH_TIMEOUT)
+
+    async def stop(self, grace: float = STOP_GRACE) -> int:
+        self.stopping = True
+        code = await procs.terminate(self.process, grace)
+        await self.flush()
+        for task in (*self._pumps, self._watch):
+            task.cancel()
+        return code
+
+
+@dataclass(eq=False)
+class Replica:
+    version: str
+    index: int
+    port: int
+    track: Track
+    proc: ManagedProcess | None = None
+    healthy: bool = False  # passed its health check and has not exited since
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def source(self) -> str:
+        return f"{self.track} {self.version} #{self.index}"
+
+    @property
+    def ready(self) -> bool:
+        return self.healthy and self.proc is not None and self.proc.running
+
+    def record(self) -> runtime.ReplicaRecord:
+        pid = self.proc.pid if self.proc else 0
+        return runtime.ReplicaRecord(pid, str(self.track), self.version, self.index, self.port, self.ready)
+
+
+class LocalBackend(DeployBackend):
+    """Runs each version as local processes behind a weighted router, per environment."""
+
+    name: ClassVar[str] = "local"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.SET_WEIGHT,
+            Capability.BLUE_GREEN,
+            Capability.LOGS,
+            Capability.SCRAPE_TARGETS,
+            Capability.ROLLBACK_TO_REVISION,
+            Capability.OWNS_WORKLOADS,
+        }
+    )
+    Options: ClassVar[type[LocalOptions]] = LocalOptions
+
+    def __init__(self, ctx: AdapterContext, options: LocalOptions) -> None:
+        self.ctx = ctx
+        self.options = options
+        self._logs = LogHub(ctx.env)
+        self._lock = asyncio.Lock()
+        self._mode: Literal["idle", "owner", "attached", "closed"] = "idle"
+        self._marker = f"{ctx.service}/{ctx.env}/{uuid.uuid4().hex}"
+        self._token = secrets.token_hex(16)
+        self._session: aiohttp.ClientSession | None = None
+        self._control: RouterControl | None = None
+        self._router: ManagedProcess | None = None
+        self._traffic: ManagedProcess | None = None
+        self._router_url: str | None = None
+        self._stable: list[Replica] = []
+        self._canary: list[Replica] = []
+        self._pending: list[Replica] = []  # started, not yet in the routing table
+        self._weight = 0
+        self._attached: runtime.Runtime | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, stable_version: str) -> None:
+        async with self._lock:
+            if self._mode != "idle":
+                raise BackendError(
+                    f"the local backend of {self.ctx.env} is already {_STATE_WORDS[self._mode]}"
+                )
+            self._check_version(stable_version)
+            self.ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            await self._reap_stale()
+            listen = procs.bind_listener(self.options.port, self.ctx.env)
+            try:
+                control = procs.bind_listener(0, self.ctx.env)
+            except BaseException:
+                listen.close()
+                raise
+            self._mode = "owner"
+            try:
+                await self._start_router(listen, control)
+                self._stable = await self._start_replicas(stable_version, Track.STABLE)
+                await self._push_table(self._stable, [], 0)
+                self._write_runtime()
+                if self.options.traffic_rps > 0:
+                    await self._start_traffic()
+                    self._write_runtime()
+            except BaseException:
+                await self._stop_everything()
+                runtime.remove(self.ctx.run_dir)
+                if self._session is not None:
+                    await self._session.close()
+                    self._session = None
+                self._mode = "idle"
+                raise
+            self._logs.note(f"{self.ctx.env} up at {self._router_url}: stable {stable_version} at 100 %")
+
+    async def attach(self) -> None:
+        async with self._lock:
+            if self._mode != "idle":
+                raise BackendError(
+                    f"the local backend of {self.ctx.env} is already {_STATE_WORDS[self._mode]}"
+                )
+            rt = runtime.read(self.ctx.run_dir)
+            if rt is None:
+                raise BackendUnavailable(
+                    f"nothing runs for {self.ctx.service}/{self.ctx.env}: "
+                    f"no runtime file in {self.ctx.run_dir}"
+                )
+            if not procs.alive(rt.router_pid):
+                raise BackendUnavailable(
+                    f"nothing runs for {self.ctx.service}/{self.ctx.env}: "
+                    f"its router (pid {rt.router_pid}) is gone"
+                )
+            session = self._new_session()
+            control = RouterControl(session, rt.control_url, rt.token, self.ctx.env)
+            try:
+                await control.state()
+            except BaseException:
+                await session.close()
+                raise
+            self._session, self._control, self._attached = session, control, rt
+            self._router_url = rt.router_url
+            self._mode = "attached"
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._mode == "owner":
+                await self._stop_everything()
+                runtime.remove(self.ctx.run_dir)
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+            self._mode = "closed"
+
+    # ------------------------------------------------------------------ observation
+
+    async def status(self) -> BackendStatus:
+        control = self._require_control()
+        state = await control.state()
+        if self._mode == "attached":
+            rt = runtime.read(self.ctx.run_dir) or self._attached
+            assert rt is not None
+            self._attached = rt
+            known = {r.url: (r.version, r.pid) for r in rt.replicas}
+            detail = f"attached read-only, driven by cockpit pid {rt.owner_pid}; "
+        else:
+            replicas = [*self._stable, *self._canary, *self._pending]
+            known = {r.url: (r.version, r.proc.pid if r.proc else 0) for r in replicas}
+            detail = ""
+
+        def track_status(track: str) -> TrackStatus | None:
+            entries = state["tracks"].get(track, [])
+            if not entries:
+                return None
+            versions = sorted({known.get(e["url"], ("?", 0))[0] for e in entries})
+            ready = sum(
+                1 for e in entries if not e["down"] and e["url"] in known and procs.alive(known[e["url"]][1])
+            )
+            return TrackStatus(
+                version="/".join(versions), replicas_desired=len(entries), replicas_ready=ready
+            )
+
+        requests = sum(state["requests"].values())
+        detail += (
+            f"router pid {state['pid']}: {requests} requests, {state['retries']} retried, "
+            f"{state['failed']} failed at the router"
+        )
+        return BackendStatus(
+            stable=track_status("stable"),
+            canary=track_status("canary"),
+            weight=int(state["weight"]),
+            url=self._router_url,
+            detail=detail,
+        )
+
+    async def versions(self) -> Sequence[str]:
+        return list(self.options.versions)
+
+    def attach_log_sink(self, sink: LogSink) -> None:
+        self._logs.attach(sink)
+
+    def scrape_targets(self) -> Mapping[Track, Sequence[str]]:
+        if self._mode == "attached":
+            rt = runtime.read(self.ctx.run_dir) or self._attached
+            records = rt.replicas if rt else []
+            return {
+                t: [f"{r.url}/metrics" for r in records if r.track == t and r.healthy and procs.alive(r.pid)]
+                for t in (Track.STABLE, Track.CANARY)
+            }
+        return {
+            Track.STABLE: [f"{r.url}/metrics" for r in self._stable if r.ready],
+            Track.CANARY: [f"{r.url}/metrics" for r in self._canary if r.ready],
+        }
+
+    # ------------------------------------------------------------------ actions
+
+    async def deploy_canary(self, version: str) -> None:
+        async with self._lock:
+            self._require_owner()
+            self._check_version(version)
+            if self._canary:  # a new canary replaces the old one, which is aborted first
+                await self._remove_canary()
+            canary = await self._start_replicas(version, Track.CANARY)
+            try:
+                await self._push_table(self._stable, canary, 0)
+            except BaseException:
+                await self._stop_replicas(canary)
+                raise
+            self._canary, self._weight = canary, 0
+            self._write_runtime()
+            self._logs.note(f"canary {version} healthy, at weight 0 %", track=Track.CANARY)
+
+    async def set_weight(self, weight: int) -> None:
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise BackendError(f"canary weight must be a whole number from 0 to 100, found {weight!r}")
+        async with self._lock:
+            self._require_owner()
+            if not self._canary and weight != 0:
+                raise BackendError(f"no canary runs in {self.ctx.env}: deploy one before setting a weight")
+            if weight == self._weight:
+                return
+            await self._push_table(self._stable, self._canary, weight)
+            self._weight = weight
+            self._write_runtime()
+            self._logs.note(f"canary weight {weight} %", track=Track.CANARY)
+
+    async def promote_canary(self) -> None:
+        async with self._lock:
+            self._require_owner()
+            if not self._canary:
+                raise BackendError(f"no canary runs in {self.ctx.env}: nothing to promote")
+            old, new = self._stable, self._canary
+            await self._push_table(new, [], 0)
+            for r in new:
+                r.track = Track.STABLE
+            self._stable, self._canary, self._weight = new, [], 0
+            self._write_runtime()
+            self._logs.note(f"promoted {new[0].version} to stable at 100 %; retiring the old stable")
+            await self._retire(old)
+
+    async def remove_canary(self) -> None:
+        async with self._lock:
+            self._require_owner()
+            await self._remove_canary()
+
+    async def deploy_stable(self, version: str) -> None:
+        async with self._lock:
+            self._require_owner()
+            self._check_version(version)
+            # Start and health-check the new version before touching traffic: if it never
+            # becomes healthy, nothing has changed.
+            new = await self._start_replicas(version, Track.STABLE)
+            old = [*self._stable, *self._canary]
+            try:
+                await self._push_table(new, [], 0)
+            except BaseException:
+                await self._stop_replicas(new)
+                raise
+            self._stable, self._canary, self._weight = new, [], 0
+            self._write_runtime()
+            self._logs.note(f"stable is now {version} at 100 %; retiring {len(old)} old replica(s)")
+            await self._retire(old)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _remove_canary(self) -> None:
+        if not self._canary:
+            return
+        canary = self._canary
+        await self._push_table(self._stable, [], 0)
+        self._canary, self._weight = [], 0
+        self._write_runtime()
+        self._logs.note(f"canary {canary[0].version} removed: all traffic on stable", track=Track.CANARY)
+        await self._retire(canary)
+
+    async def _retire(self, replicas: list[Replica]) -> None:
+        """Wait for requests in flight on replicas already out of the table, then stop them."""
+        if not replicas:
+            return
+        for r in replicas:
+            r.healthy = False
+        assert self._control is not None
+        try:
+            result = await self._control.drain([r.url for r in replicas], self.options.drain_timeout)
+            if not result.get("drained", True):
+                self._logs.note(
+                    f"{result.get('in_flight')} request(s) still in flight after "
+                    f"{format_duration(self.options.drain_timeout)}; stopping anyway",
+                    "warning",
+                )
+        except BackendError as exc:  # router gone: nothing can be in flight through it
+            self._logs.note(f"could not drain: {exc}", "warning")
+        await self._stop_replicas(replicas)
+        self._write_runtime()
+
+    async def _stop_replicas(self, replicas: list[Replica]) -> None:
+        await asyncio.gather(*(r.proc.stop() for r in replicas if r.proc is not None))
+        for r in replicas:
+            r.healthy = False
+            if r in self._pending:
+                self._pending.remove(r)
+
+    async def _start_replicas(self, version: str, track: Track) -> list[Replica]:
+        replicas: list[Replica] = []
+        try:
+            for index in range(1, self.options.replicas + 1):
+                replicas.append(await self._spawn_replica(version, index, track))
+            self._write_runtime()
+            deadline = time.monotonic() + self.options.health_timeout
+            checks = [asyncio.ensure_future(self._wait_healthy(r, deadline)) for r in replicas]
+            done, pending = await asyncio.wait(checks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if (exc := task.exception()) is not None:
+                    raise exc
+        except BaseException:
+            await self._stop_replicas(replicas)
+            self._write_runtime()
+            raise
+        for r in replicas:
+            self._pending.remove(r)
+        return replicas
+
+    async def _spawn_replica(self, version: str, index: int, track: Track) -> Replica:
+        port = procs.free_port()
+        replica = Replica(version=version, index=index, port=port, track=track)
+        argv = self.options.render(
+            version=version, port=port, env=self.ctx.env, service=self.ctx.service, python=procs.python()
+        )
+        env = procs.child_env(self._marker, {**self.options.env, "PORT": str(port)})
+        try:
+            process = await procs.spawn(argv, env=env)
+        except OSError as exc:
+            raise BackendConfigError(f"cannot start {argv[0]!r} for version {version}: {exc}") from None
+        replica.proc = ManagedProcess(
+            process, self._logs, lambda: (replica.source, replica.track), lambda _: self._lost(replica)
+        )
+        self._pending.append(replica)
+        return replica
+
+    def _lost(self, replica: Replica) -> None:
+        # The router already retries elsewhere on refused connections; this keeps the
+        # replica out of scrape targets and readiness.
+        replica.healthy = False
+        if self._mode == "owner":
+            self._write_runtime()
+
+    async def _wait_healthy(self, replica: Replica, deadline: float) -> None:
+        assert replica.proc is not None and self._session is not None
+        url = replica.url + self.options.health_path
+        last_error = "no answer yet"
+        while True:
+            if not replica.proc.running:
+                await replica.proc.flush()
+                raise HealthCheckFailed(
+                    f"{replica.version} replica #{replica.index} exited with code "
+                    f"{replica.proc.process.returncode} before it became healthy "
+                    f"(last stderr line: {replica.proc.last_stderr or '(none)'})"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HealthCheckFailed(
+                    f"{replica.version} replica #{replica.index} did not answer {self.options.health_path} "
+                    f"with 200 within {format_duration(self.options.health_timeout)} "
+                    f"(last error: {last_error}; last stderr line: {replica.proc.last_stderr or '(none)'})"
+                )
+            try:
+                timeout = aiohttp.ClientTimeout(total=max(0.05, min(1.0, remaining)))
+                async with self._session.get(url, timeout=timeout) as resp:
+                    await resp.read()
+                    if resp.status == 200:
+                        replica.healthy = True
+                        return
+                    last_error = f"HTTP {resp.status}"
+            except aiohttp.ClientConnectorError:
+                last_error = "connection refused"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last_error = str(exc) or type(exc).__name__
+            await asyncio.sleep(min(HEALTH_POLL, max(0.0, deadline - time.monotonic())))
+
+    async def _start_router(self, listen: socket.socket, control: socket.socket) -> None:
+        port, control_port = listen.getsockname()[1], control.getsockname()[1]
+        argv = [
+            procs.python(), "-m", "cockpit.adapters.local.router",
+            "--listen-fd", str(listen.fileno()), "--control-fd", str(control.fileno()),
+        ]  # fmt: skip
+        env = procs.child_env(self._marker, {TOKEN_ENV: self._token})
+        try:
+            process = await procs.spawn(argv, env=env, pass_fds=(listen.fileno(), control.fileno()))
+        finally:
+            # The router holds its own copies now; ours would keep the port open after it dies.
+            listen.close()
+            control.close()
+        self._router = ManagedProcess(process, self._logs, lambda: ("router", None))
+        self._router_url = f"http://127.0.0.1:{port}"
+        self._session = self._new_session()
+        self._control = RouterControl(
+            self._session, f"http://127.0.0.1:{control_port}", self._token, self.ctx.env
+        )
+        self._write_runtime()
+        deadline = time.monotonic() + ROUTER_START_TIMEOUT
+        while True:
+            try:
+                await self._control.state(timeout=1.0)
+                return
+            except BackendUnavailable as exc:
+                if not self._router.running or time.monotonic() > deadline:
+                    await self._router.flush()
+                    raise BackendUnavailable(
+                        f"the router of {self.ctx.env} did not start ({exc}; "
+                        f"last stderr line: {self._router.last_stderr or '(none)'})"
+                    ) from None
+                await asyncio.sleep(0.05)
+
+    async def _start_traffic(self) -> None:
+        assert self._router_url is not None
+        argv = [
+            procs.python(), "-m", "cockpit.demo.traffic", "--target", self._router_url,
+            "--rps", f"{self.options.traffic_rps:g}", "--paths", ",".join(self.options.traffic_paths),
+        ]  # fmt: skip
+        process = await procs.spawn(argv, env=procs.child_env(self._marker))
+        self._traffic = ManagedProcess(process, self._logs, lambda: ("traffic", None))
+
+    async def _stop_everything(self) -> None:
+        # Traffic first so its summary is not full of errors from the shutdown itself.
+        if self._traffic is not None:
+            await self._traffic.stop()
+            self._traffic = None
+        replicas = [*self._stable, *self._canary, *self._pending]
+        stops = [r.proc.stop() for r in replicas if r.proc is not None]
+        if self._router is not None:
+            stops.append(self._router.stop())
+        await asyncio.gather(*stops, return_exceptions=True)
+        self._stable, self._canary, self._pending, self._router = [], [], [], None
+
+    async def _reap_stale(self) -> None:
+        """Kill what a crashed earlier cockpit left running for this environment."""
+        rt = runtime.read(self.ctx.run_dir)
+        if rt is None:
+            return
+        router_alive = procs.alive(rt.router_pid) and procs.has_marker(rt.router_pid, rt.marker)
+        if router_alive and procs.alive(rt.owner_pid):
+            raise BackendError(
+                f"{self.ctx.service}/{self.ctx.env} already runs, driven by cockpit pid {rt.owner_pid} "
+                f"(router at {rt.router_url}); attach to it or stop that cockpit first"
+            )
+        killed = await asyncio.to_thread(procs.kill_marked, rt.marker)
+        if killed:
+            self._logs.note(f"killed {killed} leftover process(es) of an earlier run", "warning")
+        runtime.remove(self.ctx.run_dir)
+
+    def _write_runtime(self) -> None:
+        if self._mode != "owner" or self._router is None or self._control is None:
+            return
+        assert self._router_url is not None
+        replicas = [*self._stable, *self._canary, *self._pending]
+        runtime.write(
+            self.ctx.run_dir,
+            runtime.Runtime(
+                service=self.ctx.service,
+                env=self.ctx.env,
+                owner_pid=os.getpid(),
+                marker=self._marker,
+                router_pid=self._router.pid,
+                router_url=self._router_url,
+                control_url=self._control.url,
+                token=self._token,
+                weight=self._weight,
+                traffic_pid=self._traffic.pid if self._traffic else None,
+                replicas=[r.record() for r in replicas if r.proc is not None and r.proc.running],
+            ),
+        )
+
+    async def _push_table(self, stable: list[Replica], canary: list[Replica], weight: int) -> None:
+        assert self._control is not None
+        await self._control.put_table([r.url for r in stable], [r.url for r in canary], weight)
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    def _check_version(self, version: str) -> None:
+        if version not in self.options.versions:
+            raise VersionNotFound(
+                f"version {version!r} does not exist in {self.ctx.env}; "
+                f"known versions: {', '.join(self.options.versions)}"
+            )
+
+    def _require_owner(self) -> None:
+        if self._mode == "attached":
+            owner = self._attached.owner_pid if self._attached else "?"
+            raise BackendError(f"attached read-only: {self.ctx.env} is driven by cockpit pid {owner}")
+        if self._mode != "owner":
+            raise BackendError(f"the local backend of {self.ctx.env} is not started ({self._mode})")
+
+    def _require_control(self) -> RouterControl:
+        if self._mode not in ("owner", "attached") or self._control is None:
+            raise BackendUnavailable(f"the local backend of {self.ctx.env} is not running ({self._mode})")
+        return self._control

@@ -1,0 +1,101 @@
+"""Options of the local backend, as written in a plan's ``[env.backend]`` table."""
+
+from __future__ import annotations
+
+import string
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cockpit.units import Duration
+
+PLACEHOLDERS = frozenset({"python", "version", "port", "env", "service"})
+DEMO_COMMAND = [
+    "{python}", "-m", "cockpit.demo.service",
+    "--version", "{version}", "--port", "{port}", "--env", "{env}",
+]  # fmt: skip
+
+
+class LocalOptions(BaseModel):
+    """Runs each version as real processes on 127.0.0.1 behind a weighted router."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    command: list[str] = Field(default_factory=lambda: list(DEMO_COMMAND), min_length=1)
+    """Command that starts one replica. Placeholders: ``{python}`` (this interpreter),
+    ``{version}``, ``{port}`` (a free port chosen per replica), ``{env}``, ``{service}``.
+    Defaults to the embedded demo service."""
+
+    versions: list[str] = Field(min_length=1)
+    """The versions that exist, oldest first; deploying any other version is an error."""
+
+    replicas: int = Field(default=1, ge=1, le=8)
+    """Processes per version (the router balances between them)."""
+
+    port: int = Field(default=0, ge=0, le=65535)
+    """Router port on 127.0.0.1, where users reach the service; 0 picks a free one."""
+
+    health_path: str = "/healthz"
+    """Path that must answer 200 before a replica is given traffic."""
+
+    health_timeout: Duration = 15.0
+    """How long a new replica may take to become healthy before the deploy fails."""
+
+    drain_timeout: Duration = 10.0
+    """How long a retired replica may take to finish its requests in flight before it is
+    stopped anyway."""
+
+    traffic_rps: float = Field(default=0.0, ge=0.0, le=10_000.0)
+    """If above 0, run the demo traffic generator against the router at this rate."""
+
+    traffic_paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
+    """Paths the traffic generator requests in turn (production adds ``/api/checkout``)."""
+
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the service processes."""
+
+    @field_validator("command")
+    @classmethod
+    def _known_placeholders(cls, command: list[str]) -> list[str]:
+        for arg in command:
+            try:
+                fields = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
+            except ValueError as exc:
+                raise ValueError(f"bad placeholder in {arg!r}: {exc}") from None
+            unknown = fields - PLACEHOLDERS
+            if unknown:
+                raise ValueError(
+                    f"unknown placeholder {{{min(unknown)}}} in {arg!r}; "
+                    f"known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+                )
+        return command
+
+    @field_validator("versions")
+    @classmethod
+    def _unique_versions(cls, versions: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for v in versions:
+            if not v.strip():
+                raise ValueError("a version cannot be empty")
+            if v in seen:
+                raise ValueError(f"version {v!r} is listed twice")
+            seen.add(v)
+        return versions
+
+    @field_validator("health_path")
+    @classmethod
+    def _absolute_path(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"expected a path starting with '/', found {path!r}")
+        return path
+
+    @field_validator("traffic_paths")
+    @classmethod
+    def _absolute_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path.startswith("/") or "," in path:
+                raise ValueError(f"expected a path starting with '/' and without ',', found {path!r}")
+        return paths
+
+    def render(self, *, version: str, port: int, env: str, service: str, python: str) -> list[str]:
+        values = {"python": python, "version": version, "port": port, "env": env, "service": service}
+        return [arg.format(**values) for arg in self.command]

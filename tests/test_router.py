@@ -1,0 +1,145 @@
+"""The router process on its own, with real demo services behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from cockpit.adapters.local.protocol import TRACK_HEADER
+from tests.local_fixtures import Router, free_port, hit, service_fixture, start_demo, stop, wait_http  # noqa: F401
+
+
+@pytest_asyncio.fixture
+async def pair(service: str):
+    """Demo 1.0.0 and 1.1.0 and a router in front of them."""
+    ports = free_port(), free_port()
+    demos = [start_demo(service, "1.0.0", ports[0]), start_demo(service, "1.1.0", ports[1])]
+    router = Router(service)
+    try:
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        await asyncio.gather(*(wait_http(u + "/healthz") for u in urls), router.wait_ready())
+        yield router, urls
+    finally:
+        stop(router.process, *demos)
+
+
+@pytest.mark.asyncio
+async def test_weighted_split_on_real_traffic(pair) -> None:
+    router, (a, b) = pair
+    await router.table([a], [b], 20)
+    counts = await hit(router.url + "/", 1000)
+    assert counts["1.0.0"] + counts["1.1.0"] == 1000, counts
+    assert 150 <= counts["1.1.0"] <= 250, counts
+    _, state = await router.control("GET", "/state")
+    assert state["weight"] == 20
+    assert state["requests"] == {"stable": counts["1.0.0"], "canary": counts["1.1.0"]}
+    assert [u["url"] for u in state["tracks"]["canary"]] == [b]
+
+
+@pytest.mark.asyncio
+async def test_weight_extremes(pair) -> None:
+    router, (a, b) = pair
+    await router.table([a], [b], 0)
+    assert await hit(router.url + "/", 100) == {"1.0.0": 100}
+    await router.table([a], [b], 100)
+    assert await hit(router.url + "/", 100) == {"1.1.0": 100}
+
+
+@pytest.mark.asyncio
+async def test_atomic_table_swap_under_load(pair) -> None:
+    """Swap the whole table back and forth while requests flow: none fails, and once
+    a swap has returned every new request follows the new table."""
+    router, (a, b) = pair
+    await router.table([a])
+    stop_load = asyncio.Event()
+    results: list[int] = []
+
+    async def load() -> None:
+        async with aiohttp.ClientSession() as s:
+            while not stop_load.is_set():
+                async with s.get(router.url + "/api/orders") as r:
+                    await r.read()
+                    results.append(r.status)
+
+    loaders = [asyncio.create_task(load()) for _ in range(8)]
+    for i in range(30):
+        state = await router.table(
+            [b] if i % 2 == 0 else [a], [a] if i % 3 == 0 else [], 50 if i % 3 == 0 else 0
+        )
+        assert state["table_version"] == i + 2
+        await asyncio.sleep(0.02)
+    stop_load.set()
+    await asyncio.gather(*loaders)
+    assert results and set(results) == {200}
+    await router.table([b])
+    assert await hit(router.url + "/", 50) == {"1.1.0": 50}
+
+
+@pytest.mark.asyncio
+async def test_retry_when_an_upstream_refuses(pair) -> None:
+    router, (a, b) = pair
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    await router.table([dead, a])
+    assert await hit(router.url + "/", 100) == {"1.0.0": 100}
+    # Only the canary track is left alive: the router falls back to it.
+    await router.table([dead], [b], 0)
+    async with aiohttp.ClientSession() as s, s.get(router.url + "/") as r:
+        assert r.status == 200
+        assert r.headers[TRACK_HEADER] == "canary"
+    _, state = await router.control("GET", "/state")
+    assert state["failed"] == 0
+    assert state["retries"] >= 1
+    assert state["tracks"]["stable"][0]["connect_failures"] >= 1
+
+
+@pytest.mark.asyncio
+async def test_no_upstream_gives_502_or_503(pair) -> None:
+    router, _ = pair
+    await router.table([])
+    async with aiohttp.ClientSession() as s:
+        async with s.get(router.url + "/") as r:
+            assert r.status == 503
+        await router.table([f"http://127.0.0.1:{free_port()}"])
+        async with s.get(router.url + "/") as r:
+            assert r.status == 502
+
+
+@pytest.mark.asyncio
+async def test_drain_waits_for_requests_in_flight(service: str) -> None:
+    port = free_port()
+    slow = start_demo(service, "1.2.0", port)  # /api/checkout takes 150-400 ms on 1.2.0
+    router = Router(service)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await asyncio.gather(wait_http(url + "/healthz"), router.wait_ready())
+        await router.table([url])
+        async with aiohttp.ClientSession() as s:
+            request = asyncio.create_task(s.get(router.url + "/api/checkout"))
+            await asyncio.sleep(0.05)  # the request is now in flight on the slow upstream
+            await router.table([])
+            started = time.monotonic()
+            status, result = await router.control("POST", "/drain", {"urls": [url], "timeout": 5})
+            waited = time.monotonic() - started
+            response = await request
+            assert response.status in (200, 500)  # 1.2.0's own answer, not a router error
+            assert response.headers[TRACK_HEADER] == "stable"
+            response.release()
+        assert status == 200 and result == {"drained": True, "in_flight": {}}
+        assert waited >= 0.05
+    finally:
+        stop(router.process, slow)
+
+
+@pytest.mark.asyncio
+async def test_control_api_checks_token_and_input(pair) -> None:
+    router, (a, _) = pair
+    async with aiohttp.ClientSession() as s, s.get(router.control_url + "/state") as r:
+        assert r.status == 403
+    status, body = await router.control("PUT", "/table", {"stable": [a], "weight": 101})
+    assert status == 400 and "0..100" in body["error"]
+    status, body = await router.control("PUT", "/table", {"stable": ["not a url"]})
+    assert status == 400
