@@ -29,7 +29,18 @@ def local_factory(run_dir: Path, name: str) -> DeployBackend:
     return make_backend(run_dir, name, env="contract", versions=["1.0.0", "1.1.0"])
 
 
-ADAPTER_FACTORIES = [pytest.param(local_factory, id="local")]
+def memory_factory(run_dir: Path, name: str) -> DeployBackend:
+    # The in-memory backend the screen tests use must keep the same promises.
+    from cockpit.adapters.base import AdapterContext
+    from tests.memory_backend import MemoryBackend
+
+    return MemoryBackend(
+        AdapterContext(service=name, env="contract", run_dir=run_dir),
+        MemoryBackend.Options(versions=["1.0.0", "1.1.0"]),
+    )
+
+
+ADAPTER_FACTORIES = [pytest.param(local_factory, id="local"), pytest.param(memory_factory, id="memory")]
 
 
 @pytest_asyncio.fixture(params=ADAPTER_FACTORIES)

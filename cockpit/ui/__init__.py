@@ -1,0 +1,1 @@
+"""The cockpit screen (Textual): app, screens, widgets, themes."""

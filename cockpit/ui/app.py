@@ -1,0 +1,223 @@
+"""The cockpit's Textual app.
+
+The app renders ``session.views()`` and sends intents through the session; it never
+touches an adapter. The session runs on the app's own asyncio loop and is started
+by an *async* worker once the first frame is painted (a thread worker would fork
+the local backend's children from a short-lived thread, and their
+PR_SET_PDEATHSIG is tied to the forking thread), so the screen appears at once and
+fills in as environments come up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+
+from cockpit.engine.session import Session
+from cockpit.ui.config import UIConfig, load_config
+from cockpit.ui.intents import Intent, Intents
+from cockpit.ui.keys import ACTIONS, display_keys
+from cockpit.ui.screens.main import MainScreen
+from cockpit.ui.themes import DEFAULT_THEME, THEME_VARIABLES, load_themes
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 30.0  # seconds to wait for the environments to stop before leaving anyway
+
+
+class CockpitApp(App[None]):
+    # Absolute, so subclasses defined elsewhere (benchmarks, embedding) still find it.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "cockpit"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="quit_ctrl"),
+    ]
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        theme_name: str | None = None,
+        config: UIConfig | None = None,
+        start_session: bool = True,
+        clock: Callable[[], float] | None = None,
+        theme_dirs: list[Path] | None = None,
+        initial_rollout: tuple[str, str, str] | None = None,
+    ) -> None:
+        """``clock`` (unix seconds) feeds the header clock and countdowns: tests freeze
+        it for deterministic snapshots. ``theme_dirs`` replaces the theme search path.
+        ``initial_rollout`` (env, version, reason) starts a rollout as soon as the
+        environments are up (``cockpit rollout`` without ``--headless``)."""
+        super().__init__()
+        self.session = session
+        self.clock = clock or time.time
+        self.problems: list[str] = []
+        if config is None:
+            config, config_problems = load_config()
+            self.problems += config_problems
+        self.config = config
+        self.keymap = dict(config.keys)
+        themes, theme_problems = load_themes(theme_dirs)
+        self.problems += [f"theme {p}" for p in theme_problems]
+        for theme in themes.values():
+            self.register_theme(theme)
+        self.cockpit_themes = list(themes)
+        wanted = theme_name or config.theme or DEFAULT_THEME
+        if wanted not in themes:
+            self.problems.append(
+                f"theme {wanted!r} not found (known: {', '.join(themes)}); using {DEFAULT_THEME}"
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        self.intents = Intents(self)
+        self.start_session = start_session
+        self.initial_rollout = initial_rollout
+        self.session_started = False
+        self.session_closed = False
+        self._quitting = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLES)
+
+    def get_default_screen(self) -> Screen:
+        # The main screen *is* the default screen: pushing it over Textual's blank
+        # default would make the first frame painted an empty one.
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        for problem in self.problems:  # each reported once, at start
+            self.notify(problem, title="configuration", severity="error", timeout=12)
+        if self.start_session:
+            # After the first frame: the screen shows at once, environments fill in.
+            self.call_after_refresh(self._start_session)
+
+    def _start_session(self) -> None:
+        self.run_worker(self._run_session_start(), name="session-start", exit_on_error=False)
+
+    async def _run_session_start(self) -> None:
+        try:
+            # keep_trying: an environment down at start is retried with backoff and
+            # its column says so, instead of staying dead until a restart.
+            problems = await self.session.start(keep_trying=True)
+        except Exception as err:  # the cockpit stays up to show what went wrong
+            log.exception("session start failed")
+            self.notify(str(err), title="cannot start the environments", severity="error", timeout=30)
+            return
+        self.session_started = True
+        # Everything long-lived exists now (widgets, controllers, buffers): move it out
+        # of the collector's sight, so full collections no longer stall the loop for
+        # ~100 ms while logs stream (DESIGN.md, "Performance technique").
+        gc.freeze()
+        for problem in problems:
+            self.notify(
+                str(problem.error), title=f"{problem.env}: backend down", severity="error", timeout=15
+            )
+        if self.initial_rollout is not None:
+            env, version, reason = self.initial_rollout
+            # Asked for on the command line, reason included: no modal, the engine's
+            # rules (protected environments need a reason) still apply.
+            self.intents.run(Intent(env, "rollout", f"start a rollout of {version}", version=version), reason)
+
+    async def action_quit(self) -> None:
+        if self._quitting:  # a second q while stopping: leave now
+            self.exit()
+            return
+        self._quitting = True
+        self.notify(
+            "stopping the environments… (q again to leave at once)", title="quit", timeout=CLOSE_TIMEOUT
+        )
+        # A worker, so keys (a second q) are still read while backends stop.
+        self.run_worker(self._close_and_exit(), name="session-close", exit_on_error=False)
+
+    async def _close_and_exit(self) -> None:
+        try:
+            await asyncio.wait_for(self.session.close(), CLOSE_TIMEOUT)
+            self.session_closed = True
+        except TimeoutError:
+            log.error("environments did not stop within %.0fs", CLOSE_TIMEOUT)
+        except Exception:  # leaving must always work
+            log.exception("closing the session failed")
+        self.exit()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notifications carry engine and backend text (errors, versions, paths):
+        never parse it as markup, whatever a caller (or ``Widget.notify``) asks."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    # ------------------------------------------------------------------ hooks for screens
+
+    def intent_changed(self, env: str) -> None:
+        screen = self.main_screen
+        if screen is not None:
+            screen.redraw(env)
+
+    @property
+    def main_screen(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def cycle_theme(self) -> str:
+        names = self.cockpit_themes
+        index = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(index + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=1.5)
+        return self.theme
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        main = self.main_screen
+        if main is None:
+            return
+        for spec in ACTIONS:
+            if spec.id == "quit":
+                continue  # Textual's own Quit command runs action_quit
+            keys = display_keys(spec, self.keymap)
+            yield SystemCommand(
+                spec.help, f"{spec.label} · key {keys}", partial(main.run_action, spec.action)
+            )
+
+
+def run_app(
+    session: Session,
+    *,
+    theme_name: str | None = None,
+    config: UIConfig | None = None,
+    initial_rollout: tuple[str, str, str] | None = None,
+) -> None:
+    """Run the cockpit full-screen until the engineer quits (for the CLI)."""
+    app = CockpitApp(session, theme_name=theme_name, config=config, initial_rollout=initial_rollout)
+    try:
+        app.run()
+    finally:
+        if not app.session_closed:
+            # The loop is gone (crash, or q pressed twice): release the journal at least.
+            # Owned workloads die with this process (PR_SET_PDEATHSIG).
+            with contextlib.suppress(Exception):  # nothing more can be done on the way out
+                session.journal.close()

@@ -1,0 +1,159 @@
+"""User intents: check, confirm, send to the session, report.
+
+Every action key ends here. The flow is the same for all of them:
+
+1. *preflight* - ask the engine's pure rules whether the action would be refused
+   right now, so nobody types "production" and a reason only to be told "nothing is
+   paused". The engine stays the authority: it decides again when asked for real.
+2. *confirm* - protected environments (or a plan requiring reasons) open the typed
+   confirmation; Escape cancels with no effect.
+3. *run* - the session call is awaited in an async worker on the app's loop, so keys
+   and the other columns stay live while a backend call takes seconds.
+4. *report* - the :class:`ActionResult` becomes a notification; a refusal is a
+   warning, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cockpit.engine.controller import ActionResult
+from cockpit.engine.machine import Refused
+from cockpit.engine.session import Session
+
+if TYPE_CHECKING:
+    from cockpit.ui.app import CockpitApp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Intent:
+    env: str
+    action: (
+        str  # the journal's action name: rollout, promote, promote-full, abort, retry, set-weight, rollback
+    )
+    what: str  # for people: "promote past the pause", "set the canary weight to 30%"
+    version: str | None = None
+    weight: int | None = None
+    revision: int | None = None
+
+
+def not_connected(session: Session, env: str) -> str | None:
+    """Why nothing can be done on ``env`` right now (never connected), or ``None``."""
+    controller = session.controller(env)
+    if controller.started:
+        return None
+    return f"{env} is not connected: {controller.view().backend_error or 'the backend is starting'}"
+
+
+def preflight(session: Session, intent: Intent) -> str | None:
+    """Why the engine would refuse ``intent`` now, or ``None`` if it might accept it.
+
+    Uses the rollout machine's pure decision functions (no I/O, no state change).
+    Any unexpected error means "ask the engine for real", never a false refusal.
+    """
+    try:
+        problem = not_connected(session, intent.env)
+        if problem:
+            return problem
+        controller = session.controller(intent.env)
+        machine, state, now = controller.machine, controller.state, time.time()
+        match intent.action:
+            case "rollout":
+                window = session.frozen(intent.env)
+                if window:
+                    return f"{intent.env} is frozen ({window}): no rollout may start"
+                machine.start(state, intent.version or "", controller.versions, now)
+            case "promote":
+                machine.promote(state, now)
+            case "promote-full":
+                machine.promote_full(state)
+            case "abort":
+                machine.abort(state, "")
+            case "retry":
+                machine.retry(state, controller.versions, now)
+            case "set-weight":
+                machine.set_weight(state, intent.weight if intent.weight is not None else state.weight)
+            case "rollback":
+                machine.rollback(state, intent.revision)
+    except Refused as err:
+        return str(err)
+    except Exception:  # the real call will say what is wrong
+        log.debug("preflight of %s failed", intent, exc_info=True)
+    return None
+
+
+class Intents:
+    def __init__(self, app: CockpitApp) -> None:
+        self.app = app
+        self.pending: dict[str, str] = {}  # env -> what is being done there right now
+
+    @property
+    def session(self) -> Session:
+        return self.app.session
+
+    def request(self, intent: Intent) -> None:
+        refusal = preflight(self.session, intent)
+        if refusal:
+            self.app.notify(refusal, title=f"{intent.env}: {intent.action} refused", severity="warning")
+            return
+        view = self.session.view(intent.env)
+        need_reason = view.protected or self.session.plan.guardrails.require_reason
+        if not need_reason:
+            self.run(intent, "")
+            return
+
+        def confirmed(reason: str | None) -> None:
+            if reason is not None:  # None: Escape or Cancel, nothing happens
+                self.run(intent, reason)
+
+        from cockpit.ui.screens.confirm import ConfirmScreen  # imported when first needed: faster start
+
+        self.app.push_screen(ConfirmScreen(intent.env, intent.what, need_name=view.protected), confirmed)
+
+    def _call(self, intent: Intent, reason: str) -> Callable[[], Awaitable[ActionResult]]:
+        s, env = self.session, intent.env
+        calls: dict[str, Callable[[], Awaitable[ActionResult]]] = {
+            "rollout": lambda: s.start_rollout(env, intent.version or "", reason),
+            "promote": lambda: s.promote(env, reason),
+            "promote-full": lambda: s.promote_full(env, reason),
+            "abort": lambda: s.abort(env, reason),
+            "retry": lambda: s.retry(env, reason),
+            "set-weight": lambda: s.set_weight(env, intent.weight or 0, reason),
+            "rollback": lambda: s.rollback(env, intent.revision, reason),
+        }
+        return calls[intent.action]
+
+    def run(self, intent: Intent, reason: str) -> None:
+        call = self._call(intent, reason)
+        self.app.run_worker(
+            self._execute(intent, call),
+            name=f"intent-{intent.env}-{intent.action}",
+            group=f"intent-{intent.env}",
+            exit_on_error=False,
+        )
+
+    async def _execute(self, intent: Intent, call: Callable[[], Awaitable[ActionResult]]) -> None:
+        self.pending[intent.env] = intent.what
+        self.app.intent_changed(intent.env)
+        try:
+            result = await call()
+        except Exception as err:  # an engine bug must not take the cockpit down mid-release
+            log.exception("intent %s failed", intent)
+            self.app.notify(f"{intent.what} failed: {err}", title=f"{intent.env}: error", severity="error")
+            return
+        finally:
+            if self.pending.get(intent.env) == intent.what:
+                del self.pending[intent.env]
+            self.app.intent_changed(intent.env)
+        title = f"{intent.env}: {intent.action}" + ("" if result.ok else " refused")
+        self.app.notify(
+            result.message or ("done" if result.ok else "refused"),
+            title=title,
+            severity="information" if result.ok else "warning",
+        )

@@ -1,0 +1,286 @@
+"""Pure functions from the engine's views to styled text for the environment columns.
+
+Styles are Textual style strings naming theme variables (``$stable``, ``$fail`` ...),
+resolved when painted, so a theme change recolours everything without re-rendering
+here. Keeping this free of widgets makes every piece testable on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual.content import Content
+
+from cockpit.adapters.base import MetricsWindow, TrackMetrics, TrackStatus
+from cockpit.engine.controller import EnvView
+from cockpit.engine.state import Activity, CheckView, Outcome, Phase
+from cockpit.plan.models import Plan
+
+PHASE_STYLE = {
+    Phase.HEALTHY: "$phase-healthy bold",
+    Phase.PROGRESSING: "$phase-progressing bold",
+    Phase.PAUSED: "$phase-paused bold",
+    Phase.ABORTED: "$phase-aborted bold",
+    Phase.DEGRADED: "$phase-degraded bold reverse",
+}
+PHASE_GLYPH = {
+    Phase.HEALTHY: "●",
+    Phase.PROGRESSING: "▶",
+    Phase.PAUSED: "‖",
+    Phase.ABORTED: "■",
+    Phase.DEGRADED: "▲",
+}
+# Symbol + colour for each outcome: colour alone must never carry the meaning.
+OUTCOME_MARK = {
+    Outcome.RUNNING: ("…", "$phase-progressing"),
+    Outcome.SUCCESSFUL: ("✓", "$ok"),
+    Outcome.FAILED: ("✗", "$fail bold"),
+    Outcome.INCONCLUSIVE: ("?", "$warn bold"),
+    Outcome.NO_DATA: ("∅", "$nodata"),
+    Outcome.ERROR: ("!", "$warn"),
+}
+OUTCOME_TEXT = {Outcome.NO_DATA: "no data", Outcome.ERROR: "error"}
+OPS = {">=": "≥", "<=": "≤", "==": "=", "!=": "≠", ">": ">", "<": "<"}
+# Textual resolves "$text-muted" in content styles to plain white; a blend works in every theme.
+DIM = "$foreground 55%"
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "no data"
+    if unit == "%":
+        return f"{value:.1f}%" if value < 99.95 or value >= 100 else f"{value:.2f}%"
+    if unit == "ms":
+        return f"{value:.0f}ms"
+    if unit == "req/s":
+        return f"{value:.1f}/s"
+    return f"{value:.3g}{unit}"
+
+
+def fmt_condition(condition: str, unit: str = "") -> str:
+    """``">= 95"`` -> ``"≥ 95%"``."""
+    op, _, number = condition.strip().partition(" ")
+    return f"{OPS.get(op, op)} {number}{unit if unit in ('%', 'ms') else ''}"
+
+
+def countdown(until: float, now: float) -> str:
+    seconds = max(0, math.ceil(until - now))
+    return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A threshold for one live metric, in its display units."""
+
+    op: str  # ">=" or "<=" ...
+    value: float
+
+    def breached(self, measured: float | None) -> bool:
+        if measured is None:
+            return False
+        return not {
+            ">=": measured >= self.value,
+            "<=": measured <= self.value,
+            ">": measured > self.value,
+            "<": measured < self.value,
+            "==": measured == self.value,
+            "!=": measured != self.value,
+        }[self.op]
+
+    def text(self, unit: str) -> str:
+        number = f"{self.value:g}"
+        return f"{OPS.get(self.op, self.op)}{number}{unit if unit in ('%', 'ms') else ''}"
+
+
+def live_limits(plan: Plan) -> dict[str, Limit]:
+    """Thresholds the sparklines show, taken from the plan's built-in checks.
+
+    A success-rate check ``>= 95`` is shown on the error-rate line as ``<= 5``: the
+    screen plots errors, which is what an engineer looks for at 2 a.m.
+    """
+    limits: dict[str, Limit] = {}
+    flipped = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "==": "==", "!=": "!="}
+    for check in plan.analysis.checks:
+        cond = check.success
+        match check.metric:
+            case "success-rate":
+                limits.setdefault("err", Limit(flipped[cond.op], round(100.0 - cond.threshold, 6)))
+            case "error-rate":
+                limits["err"] = Limit(cond.op, cond.threshold)
+            case "latency-p99":
+                limits["p99"] = Limit(cond.op, cond.threshold)
+            case "request-rate":
+                limits["rate"] = Limit(cond.op, cond.threshold)
+    return limits
+
+
+# --------------------------------------------------------------------------- metric series
+
+METRICS = (  # key, label, unit
+    ("rate", "req/s", "req/s"),
+    ("err", "err %", "%"),
+    ("p99", "p99", "ms"),
+)
+
+
+def metric_of(key: str, track: TrackMetrics) -> float | None:
+    if key == "rate":
+        return track.request_rate if track.has_data else None
+    if key == "err":
+        return None if track.error_rate is None or not track.has_data else track.error_rate * 100.0
+    return track.p99_ms if track.has_data else None
+
+
+def series(windows: Sequence[MetricsWindow], key: str, canary: bool, points: int) -> list[float]:
+    """The last ``points`` measured values of one metric of one track.
+
+    Windows without data are left out rather than drawn as zero: a sparkline must
+    not show a healthy-looking flat line where nothing was measured.
+    """
+    out: list[float] = []
+    for window in windows[-points:]:
+        value = metric_of(key, window.canary if canary else window.stable)
+        if value is not None:
+            out.append(value)
+    return out
+
+
+def latest(windows: Sequence[MetricsWindow], key: str, canary: bool) -> float | None:
+    if not windows:
+        return None
+    return metric_of(key, windows[-1].canary if canary else windows[-1].stable)
+
+
+# --------------------------------------------------------------------------- column parts
+
+
+def track_line(
+    label: str, style: str, version: str | None, status: TrackStatus | None, note: str = ""
+) -> Content:
+    parts: list[str | tuple[str, str]] = [(f"{label:<7}", f"{style} bold")]
+    if version is None:
+        parts.append(("—", DIM))
+        if note:
+            parts.append((f"  {note}", DIM))
+        return Content.assemble(*parts)
+    parts.append((f"{version:<9}", style))
+    if status is not None and status.version == version:
+        mark, mark_style = ("✓", "$ok") if status.healthy else ("✗", "$fail bold")
+        parts += [(f" {status.replicas_ready}/{status.replicas_desired} ready ", ""), (mark, mark_style)]
+    elif note:
+        parts.append((f" {note}", DIM))
+    return Content.assemble(*parts)
+
+
+def versions(view: EnvView) -> Content:
+    r = view.rollout
+    status = view.backend
+    stable = track_line("stable", "$stable", r.stable_version, status.stable if status else None)
+    canary_note = ""
+    if r.canary_version is None and r.activity is Activity.DEPLOYING and r.target_version:
+        canary_note = f"deploying {r.target_version}…"
+    canary = track_line("canary", "$canary", r.canary_version, status.canary if status else None, canary_note)
+    return Content("\n").join([stable, canary])
+
+
+def phase(view: EnvView, now: float) -> Content:
+    r = view.rollout
+    parts: list[str | tuple[str, str]] = [
+        (f"{PHASE_GLYPH[r.phase]} {r.phase.value}", PHASE_STYLE[r.phase]),
+    ]
+    if r.step_label != "-":
+        parts.append((f"  step {r.step_label}", "bold"))
+        if r.phase is not Phase.HEALTHY and 0 <= r.step_index < len(view.steps):
+            parts.append((f" {view.steps[r.step_index]}", ""))
+    if r.activity is not Activity.IDLE:
+        parts.append((f"  · {r.activity.value}", "$accent"))
+    if r.paused_until is not None and r.phase is Phase.PAUSED:
+        parts.append((f"  {countdown(r.paused_until, now)} left", "$warn"))
+    if view.backend_error is not None:
+        parts.append(("  (last known)", DIM))  # the backend cannot confirm it right now
+    head = Content.assemble(*parts)
+    reason = r.reason
+    step_prefix = f"step {r.step_label}: "
+    if reason.startswith(step_prefix):
+        # "step 2/6: pause 5s" repeats the line above; keep only what it adds.
+        rest = reason.removeprefix(step_prefix)
+        shown_step = view.steps[r.step_index] if 0 <= r.step_index < len(view.steps) else ""
+        reason = "" if rest == shown_step else rest
+    reason = Content.styled(reason or " ", DIM if r.phase is Phase.HEALTHY else "")
+    return Content("\n").join([head, reason])
+
+
+def check_line(check: CheckView) -> Content:
+    """``✓ success-rate  99.9% ≥95%  stable 99.8%  2/3``: the measured value right
+    next to its limit, stable's value for comparison, progress last."""
+    mark, style = OUTCOME_MARK[check.outcome]
+    last = check.last
+    parts: list[str | tuple[str, str]] = [(f"{mark} ", style), (f"{check.name:<13}", "")]
+    if last is None:
+        parts.append((f"{'waiting':>7}", DIM))
+    elif last.outcome in (Outcome.NO_DATA, Outcome.ERROR):
+        parts.append((f"{OUTCOME_TEXT[last.outcome]:>7}", OUTCOME_MARK[last.outcome][1]))
+    else:
+        value_style = "$fail bold" if last.outcome is Outcome.FAILED else "bold"
+        parts.append((f"{fmt_value(last.value, check.unit):>7}", value_style))
+    parts.append((f" {fmt_condition(check.condition, check.unit).replace(' ', '')}", ""))
+    if last is not None and last.stable_value is not None:
+        parts.append((f"  stable {fmt_value(last.stable_value, check.unit)}", "$stable"))
+    parts.append((f"  {check.taken}/{check.count}", DIM))
+    if check.no_data:
+        parts.append((f" ∅{check.no_data}", "$nodata"))
+    return Content.assemble(*parts)
+
+
+def analysis(view: EnvView) -> Content:
+    a = view.rollout.analysis
+    if a is None:
+        return Content.assemble(("analysis ", "bold"), ("— none yet", DIM))
+    mark, style = OUTCOME_MARK[a.outcome]
+    head = Content.assemble(
+        ("analysis ", "bold"),
+        (f"step {a.step + 1} ", DIM),
+        (f"{mark} {a.outcome.value}", style),
+    )
+    # The verdict's message is already the phase's reason; the lines say it per check.
+    return Content("\n").join([head, *(check_line(c) for c in a.checks)])
+
+
+def details(view: EnvView) -> Content:
+    url = view.url
+    return Content("\n").join(
+        [
+            Content.assemble(("migrations ", "bold"), ("no migrations", DIM)),
+            Content.assemble(("url ", "bold"), (url, "underline") if url else ("—", DIM)),
+        ]
+    )
+
+
+def trouble(view: EnvView, now: float) -> Content | None:
+    """The backend-down / metrics-down banner, or None when all is well."""
+    lines = []
+    if view.backend_error is not None:
+        retry = f" · retry in {countdown(view.retry_at, now)}" if view.retry_at else ""
+        # Never reached since start: "not connected"; reached before and lost: "backend down".
+        state = "not connected" if view.backend is None else "backend down"
+        lines.append(
+            Content.assemble(
+                (f"✗ {state}", "$fail bold"), (retry, "$warn"), ("\n" + view.backend_error, "$fail")
+            )
+        )
+    if view.metrics_error is not None:
+        lines.append(Content.assemble(("! metrics: ", "$warn bold"), (view.metrics_error, "$warn")))
+    return Content("\n").join(lines) if lines else None
+
+
+def clock_text(now: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(now))

@@ -1,0 +1,1 @@
+"""Screens of the cockpit: main, confirmation, pickers, history, help."""

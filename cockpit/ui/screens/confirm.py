@@ -1,0 +1,96 @@
+"""Typed confirmation for protected environments.
+
+The engineer types the environment's name (so a muscle-memory Enter on the wrong
+column cannot ship to production) and a reason, which lands in the journal with
+the action. Escape cancels with no effect. Dismisses with the reason, or ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+class ConfirmScreen(ModalScreen[str | None]):
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen #dialog {
+        width: 72; height: auto; padding: 1 2;
+        border: thick $fail; background: $surface;
+    }
+    ConfirmScreen #dialog.-reason-only { border: thick $warn; }
+    ConfirmScreen #title { text-style: bold; color: $fail; width: 100%; }
+    ConfirmScreen #what { margin: 1 0; width: 100%; }
+    ConfirmScreen Label { margin-top: 1; color: $text-muted; }
+    ConfirmScreen #problem { color: $fail; text-style: bold; height: auto; min-height: 1; margin-top: 1; }
+    ConfirmScreen #buttons { height: auto; margin-top: 1; align-horizontal: right; }
+    ConfirmScreen Button { margin-left: 2; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel", id="confirm_cancel")]
+
+    def __init__(self, env: str, what: str, need_name: bool = True) -> None:
+        super().__init__()
+        self.env = env
+        self.what = what
+        self.need_name = need_name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="" if self.need_name else "-reason-only"):
+            title = f"{self.env} is protected" if self.need_name else "a reason is required"
+            yield Static(Content.styled(f"⚠ {title}", "bold"), id="title")
+            yield Static(
+                Content.assemble(
+                    ("You are about to ", ""), (self.what, "bold $accent"), (" on ", ""), (self.env, "bold")
+                ),
+                id="what",
+            )
+            if self.need_name:
+                yield Label(f"Type the environment's name ({self.env}) to confirm")
+                yield Input(placeholder=self.env, id="name")
+            yield Label("Reason (recorded in the journal with your name)")
+            yield Input(placeholder="why, ticket, incident…", id="reason")
+            yield Static("", id="problem")
+            with Horizontal(id="buttons"):
+                yield Button("Cancel (Esc)", id="cancel")
+                yield Button(f"Confirm: {self.what}", id="confirm", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#name" if self.need_name else "#reason", Input).focus()
+
+    def _problem(self) -> str | None:
+        if self.need_name and self.query_one("#name", Input).value.strip() != self.env:
+            return f"type {self.env!r} exactly to confirm"
+        if not self.query_one("#reason", Input).value.strip():
+            return "a reason is required"
+        return None
+
+    def _confirm(self) -> None:
+        problem = self._problem()
+        if problem:
+            self.query_one("#problem", Static).update(Content(f"✗ {problem}"))
+            return
+        self.dismiss(self.query_one("#reason", Input).value.strip())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "name" and not self.query_one("#reason", Input).value.strip():
+            self.query_one("#reason", Input).focus()
+            return
+        self._confirm()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "confirm":
+            self._confirm()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,61 @@
+"""Small read-only modals: the key help and the migrations list."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from cockpit.ui.keys import ACTIONS, display_keys
+
+
+class _Info(ModalScreen[None]):
+    DEFAULT_CSS = """
+    _Info { align: center middle; }
+    _Info #dialog { width: 96; height: auto; max-height: 90%; padding: 1 2;
+                    border: thick $accent; background: $surface; }
+    _Info #title { text-style: bold; margin-bottom: 1; }
+    _Info #hint { color: $text-muted; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "close", id="info_close"),
+        Binding("q", "close", "close", show=False, id="info_close_q"),
+    ]
+
+    def __init__(self, title: str, body: Content) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Content(self.title_text), id="title")
+            yield Static(self.body, id="body")
+            yield Static("Esc closes", id="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(_Info):
+    def __init__(self, keymap: dict[str, str]) -> None:
+        lines = []
+        for spec in ACTIONS:
+            lines.append(Content.assemble((f"{display_keys(spec, keymap):>14}  ", "bold $accent"), spec.help))
+        lines.append(
+            Content.assemble((f"{'ctrl+p':>14}  ", "bold $accent"), "Command palette: every action by name")
+        )
+        body = Content("\n").join(lines)
+        super().__init__("Keys (remap them in ~/.config/cockpit/config.toml [keys])", body)
+
+
+class MigrationsScreen(_Info):
+    def __init__(self, env: str) -> None:
+        super().__init__(
+            f"Migrations · {env}", Content.styled("no migrations in this plan", "$foreground 55%")
+        )

@@ -1,0 +1,368 @@
+"""The main screen: every environment side by side, the log pane, the keys.
+
+One timer (``refresh_hz``, 10 Hz by default) drives everything live: it re-renders a
+column when its state changed (metrics-only changes wait for the once-a-second
+tick), updates the header, and flushes the log pane in one batch per view. The
+engine's change listener is deliberately not used: it fires on every poll of every
+environment, and a timer bounds the repaint rate whatever the backends do.
+
+Keys act on the *current* environment, shown by its column's title bar. Nothing on
+this screen takes focus (a focus change rebuilds the footer and restyles whole
+columns), so Left/Right/Tab stay instant while logs stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Container, Horizontal
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from cockpit.engine.controller import EnvView
+from cockpit.ui import keys, render
+from cockpit.ui.intents import Intent, not_connected, preflight
+from cockpit.ui.widgets.env_column import EnvColumn
+from cockpit.ui.widgets.header import CockpitHeader
+from cockpit.ui.widgets.log_pane import LogPane
+from cockpit.ui.widgets.weight_bar import WeightBar
+
+if TYPE_CHECKING:
+    from cockpit.ui.app import CockpitApp
+
+log = logging.getLogger(__name__)
+
+
+class EnvArea(Container):
+    """The environments, side by side or - when each would get too narrow to show
+    its state without truncation - as tabs."""
+
+    DEFAULT_CSS = """
+    EnvArea { height: 1fr; min-height: 8; }
+    EnvArea #env-row { height: 100%; }
+    EnvArea #env-row > EnvColumn { height: 100%; }
+    EnvArea TabbedContent { height: 1fr; }
+    EnvArea TabPane { padding: 0; height: 1fr; }
+    """
+
+    tabs: reactive[bool] = reactive(False)
+
+    def __init__(self, views: list[EnvView], limits: dict[str, render.Limit], rows: int) -> None:
+        super().__init__(id="envs")
+        self.views = views
+        self.limits = limits
+        self.rows = rows
+
+    def _column(self, view: EnvView) -> EnvColumn:
+        return EnvColumn(view.name, view.protected, self.limits, self.rows)
+
+    def compose(self) -> ComposeResult:
+        if self.tabs:
+            with TabbedContent(id="env-tabs"):
+                for view in self.views:
+                    with TabPane(view.name, id=f"tab-{view.name}"):
+                        yield self._column(view)
+        else:
+            with Horizontal(id="env-row"):
+                for view in self.views:
+                    yield self._column(view)
+
+    @property
+    def columns(self) -> dict[str, EnvColumn]:
+        return {c.env: c for c in self.query(EnvColumn)}
+
+
+class MainScreen(Screen[None]):
+    AUTO_FOCUS = None  # keys belong to the screen's bindings; nothing needs focus here
+    BINDINGS: ClassVar[list[BindingType]] = keys.bindings()
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self._columns: dict[str, EnvColumn] = {}
+        self._second = -1
+        self._pending_redraw: set[str] = set()
+        self._relayout_pending = False
+        self._tick_failed = False
+        self._last_slow = 0.0
+        self.current = ""  # the environment keys act on; set in compose
+
+    @property
+    def cockpit(self) -> CockpitApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        app = self.cockpit
+        session = app.session
+        views = session.views()
+        names = [v.name for v in views]
+        self.current = names[0]
+        yield CockpitHeader(session.plan.service.name, session.plan.service.description, session.user)
+        area = EnvArea(views, render.live_limits(session.plan), app.config.sparkline_rows)
+        area.set_reactive(EnvArea.tabs, self._narrow(app.size.width, len(views)))  # no recompose at start
+        yield area
+        yield LogPane(session.logs, names, app.config.log_mode, self.current, id="logs")
+        # The footer (a widget per key) is mounted after the first frame: ~40 ms
+        # sooner on screen at start, and it is the least urgent thing to read.
+
+    def on_mount(self) -> None:
+        self.query_one(LogPane).styles.height = f"{self.cockpit.config.log_height}%"
+        self._layout_for(self.size.width)
+        self._columns = self.query_one(EnvArea).columns
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.select_env(self.current)
+        self.tick()
+        self.set_interval(1.0 / self.cockpit.config.refresh_hz, self.tick, name="refresh")
+        self.call_after_refresh(self._mount_footer)
+
+    async def _mount_footer(self) -> None:
+        await self.mount(Footer(compact=True))
+        self.refresh_bindings()  # the footer draws its keys when told the bindings changed
+
+    # ------------------------------------------------------------------ layout
+
+    def _narrow(self, width: int, envs: int) -> bool:
+        return envs > 1 and width // envs < self.cockpit.config.min_column_width
+
+    def _layout_for(self, width: int) -> None:
+        area = self.query_one(EnvArea)
+        tabs = self._narrow(width, len(area.views))
+        if tabs != area.tabs and not self._relayout_pending:
+            self._relayout_pending = True
+            self.call_later(self._relayout)
+
+    async def _relayout(self) -> None:
+        """Switch between columns and tabs; the columns are rebuilt from the views."""
+        area = self.query_one(EnvArea)
+        self._columns = {}  # the tick skips columns while they are being replaced
+        try:
+            area.tabs = self._narrow(self.size.width, len(area.views))
+            await area.recompose()
+        finally:
+            self._relayout_pending = False
+        self._columns = area.columns
+        self.select_env(self.current)
+        self.tick(force=True)
+        if self._narrow(self.size.width, len(area.views)) != area.tabs:
+            self._layout_for(self.size.width)  # resized again meanwhile
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._layout_for(event.size.width)
+
+    def _theme_changed(self, _theme: object) -> None:
+        self.query_one(LogPane).theme_changed()
+
+    # ------------------------------------------------------------------ refresh
+
+    def tick(self, force: bool = False) -> None:
+        try:
+            self._tick(force)
+        except Exception:  # a rendering bug must not take the cockpit down mid-release
+            log.exception("screen refresh failed")
+            if not self._tick_failed:
+                self._tick_failed = True
+                self.notify("a screen refresh failed; details are in the log", severity="error")
+
+    def _tick(self, force: bool) -> None:
+        """Refresh what changed.
+
+        A change of state (phase, weight, analysis, health...) is drawn at once. A
+        change of metrics only (new sparkline samples) waits for the once-a-second
+        *slow* tick, shared with the clock and the countdowns: Textual repaints the
+        bounding box of everything dirty in a frame, so a column update in the same
+        frame as the log panes costs a whole-screen repaint. Batching them keeps
+        that to once a second instead of at every poll of every environment.
+        """
+        app = self.cockpit
+        now = app.clock()
+        mono = time.monotonic()
+        second = int(now)
+        # The clock's second changed; or a second passed (a frozen test clock).
+        slow = second != self._second or mono - self._last_slow >= 1.0
+        if slow:
+            self._second, self._last_slow = second, mono
+        views = app.session.views()
+        pending = app.intents.pending
+        for view in views:
+            column = self._columns.get(view.name)
+            if column is None or (
+                view.seq == column.shown_seq and not force and view.name not in self._pending_redraw
+            ):
+                if column is not None and slow and column.needs_tick(view):
+                    column.show(view, now, pending.get(view.name))
+                continue
+            if (
+                force
+                or view.name in self._pending_redraw
+                or column.state_changed(view, pending.get(view.name))
+                or slow
+            ):
+                column.show(view, now, pending.get(view.name))
+        self._pending_redraw.clear()
+        self.query_one(CockpitHeader).show(app.session.release_in_progress(), now)
+        self.query_one(LogPane).flush()
+
+    def redraw(self, env: str) -> None:
+        self._pending_redraw.add(env)
+        self.tick()
+
+    # ------------------------------------------------------------------ environments
+
+    @property
+    def env_names(self) -> list[str]:
+        return [v.name for v in self.query_one(EnvArea).views]
+
+    def select_env(self, env: str) -> None:
+        self.current = env
+        for name, column in self._columns.items():
+            column.set_current(name == env)
+        area = self.query_one(EnvArea)
+        for tabs in area.query(TabbedContent):  # none while (re)composing
+            if tabs.active != f"tab-{env}":
+                tabs.active = f"tab-{env}"
+        self.query_one(LogPane).set_env(env)
+        if self.focused is not None and self.app.screen is self:
+            self.set_focus(None)  # keys go to the screen's bindings, whatever was clicked before
+
+    def on_env_column_selected(self, event: EnvColumn.Selected) -> None:
+        if event.env != self.current:
+            self.select_env(event.env)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane_id = event.pane.id or ""
+        env = pane_id.removeprefix("tab-")
+        if env in self.env_names and env != self.current:
+            self.select_env(env)
+
+    def _move(self, step: int) -> None:
+        names = self.env_names
+        self.select_env(names[(names.index(self.current) + step) % len(names)])
+
+    def action_next_env(self) -> None:
+        self._move(1)
+
+    def action_prev_env(self) -> None:
+        self._move(-1)
+
+    def view(self) -> EnvView:
+        return self.cockpit.session.view(self.current)
+
+    # ------------------------------------------------------------------ intents
+
+    def _request(self, intent: Intent) -> None:
+        self.cockpit.intents.request(intent)
+
+    def action_start(self) -> None:
+        view = self.view()
+        problem = not_connected(self.cockpit.session, view.name)
+        if problem:
+            self.notify(problem, title=f"{view.name}: rollout refused", severity="warning")
+            return
+        if not view.versions:
+            self.notify(f"{view.name}: no versions known yet (is the backend up?)", severity="warning")
+            return
+        env = view.name
+
+        def picked(version: str | None) -> None:
+            if version:
+                self._request(Intent(env, "rollout", f"start a rollout of {version}", version=version))
+
+        from cockpit.ui.screens.pickers import VersionPicker  # imported when first needed: faster start
+
+        self.app.push_screen(VersionPicker(env, view.versions, view.rollout.stable_version), picked)
+
+    def action_weight(self, delta: int) -> None:
+        view = self.view()
+        weight = max(0, min(100, view.rollout.weight + delta))
+        self._request(Intent(view.name, "set-weight", f"set the canary weight to {weight}%", weight=weight))
+
+    def on_weight_bar_requested(self, event: WeightBar.Requested) -> None:
+        column = next((c for c in self._columns.values() if event.bar in c.query(WeightBar)), None)
+        if column is None:
+            return
+        self.select_env(column.env)
+        self._request(
+            Intent(column.env, "set-weight", f"set the canary weight to {event.weight}%", weight=event.weight)
+        )
+
+    def action_promote(self) -> None:
+        self._request(Intent(self.current, "promote", "promote past the pause"))
+
+    def action_promote_full(self) -> None:
+        canary = self.view().rollout.canary_version or "the canary"
+        self._request(Intent(self.current, "promote-full", f"fully promote {canary} to 100%"))
+
+    def action_abort(self) -> None:
+        self._request(Intent(self.current, "abort", "abort the rollout (all traffic to stable)"))
+
+    def action_retry(self) -> None:
+        target = self.view().rollout.target_version or "the last rollout"
+        self._request(Intent(self.current, "retry", f"retry the rollout of {target}"))
+
+    def action_rollback(self) -> None:
+        view = self.view()
+        env, r = view.name, view.rollout
+        # Ask the engine's rules first (abort first, nothing older retained...) so the
+        # picker only opens when a rollback is possible at all.
+        refusal = preflight(self.cockpit.session, Intent(env, "rollback", "roll back"))
+        if refusal:
+            self.notify(refusal, title=f"{env}: rollback refused", severity="warning")
+            return
+
+        def picked(revision: str | None) -> None:
+            if revision:
+                number = int(revision)
+                version = next((x.version for x in r.revisions if x.number == number), "?")
+                self._request(
+                    Intent(env, "rollback", f"roll back to revision {number} ({version})", revision=number)
+                )
+
+        from cockpit.ui.screens.pickers import RevisionPicker
+
+        self.app.push_screen(RevisionPicker(env, r.revisions, r.stable_version), picked)
+
+    # ------------------------------------------------------------------ other screens and panes
+
+    def action_migrations(self) -> None:
+        from cockpit.ui.screens.info import MigrationsScreen
+
+        self.app.push_screen(MigrationsScreen(self.current))
+
+    def action_history(self) -> None:
+        session = self.cockpit.session
+        from cockpit.ui.screens.history import HistoryScreen
+
+        self.app.push_screen(HistoryScreen(session.journal, session.plan.service.name))
+
+    def action_help(self) -> None:
+        from cockpit.ui.screens.info import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.cockpit.keymap))
+
+    def action_theme(self) -> None:
+        self.cockpit.cycle_theme()
+
+    def action_logs(self) -> None:
+        pane = self.query_one(LogPane)
+        mode = pane.cycle_mode()
+        self.notify(f"log pane: {mode}", timeout=1.5)
+
+    def action_filter(self) -> None:
+        self.query_one(LogPane).open_filter()
+
+    def on_log_pane_filter_closed(self, _event: LogPane.FilterClosed) -> None:
+        self.select_env(self.current)
+
+    def action_log_end(self) -> None:
+        self.query_one(LogPane).follow()
+
+    def action_log_page(self, direction: int) -> None:
+        self.query_one(LogPane).page(direction)
+
+    async def action_quit(self) -> None:
+        await self.cockpit.action_quit()

@@ -1,0 +1,1 @@
+"""Widgets of the cockpit screen: header, environment columns, weight bar, metrics, logs."""
