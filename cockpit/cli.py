@@ -75,10 +75,9 @@ def open_ui(session: Any, rollout: tuple[str, str, str] | None = None) -> None:
         from cockpit.ui.app import run_app
     except ImportError as err:  # pragma: no cover - the UI ships with the package
         fail(f"the cockpit screen is not available: {err}", 1)
-    if rollout is None:
-        run_app(session)
-    else:
-        run_app(session, initial_rollout=rollout)
+    code = run_app(session, initial_rollout=rollout)
+    if code:
+        sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

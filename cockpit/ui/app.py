@@ -210,8 +210,9 @@ def run_app(
     theme_name: str | None = None,
     config: UIConfig | None = None,
     initial_rollout: tuple[str, str, str] | None = None,
-) -> None:
-    """Run the cockpit full-screen until the engineer quits (for the CLI)."""
+) -> int:
+    """Run the cockpit full-screen until the engineer quits (for the CLI); returns the
+    exit code (non-zero when the app ended on an error, so scripts can tell)."""
     app = CockpitApp(session, theme_name=theme_name, config=config, initial_rollout=initial_rollout)
     try:
         app.run()
@@ -221,3 +222,4 @@ def run_app(
             # Owned workloads die with this process (PR_SET_PDEATHSIG).
             with contextlib.suppress(Exception):  # nothing more can be done on the way out
                 session.journal.close()
+    return app.return_code or 0
