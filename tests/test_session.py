@@ -52,6 +52,11 @@ async def test_protected_actions_need_a_reason_and_refusals_are_journaled(state_
     session = Session(make_plan(), state_dir=state_dir, user="ann")
     try:
         assert await session.start() == []
+        # The screen asks before opening a confirmation: pure, nothing journaled.
+        assert session.preview("production", "promote") == "nothing is paused: production is Healthy"
+        assert session.preview("production", "rollout", version="1.1.0") is None
+        assert session.preview("production", "rollout", version="7.0.0").startswith("version 7.0.0 does not exist")
+        assert session.journal.records(service=session.plan.service.name, text="refused") == []
         result = await session.start_rollout("production", "1.1.0")
         assert not result.ok and result.message == "production is protected: a reason is required"
         result = await session.promote("production", reason="go")

@@ -74,6 +74,7 @@ class EnvView:
     metrics: tuple[MetricsWindow, ...] = ()
     metrics_error: str | None = None
     seq: int = 0  # grows with every change; cheap change detection for the UI
+    connected: bool = False  # the backend was started (or attached) at least once
 
     @property
     def url(self) -> str | None:
@@ -156,6 +157,7 @@ class EnvironmentController:
             metrics=tuple(self._poll.metrics),
             metrics_error=self._poll.metrics_error,
             seq=self._seq,
+            connected=self.started,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -380,29 +382,67 @@ class EnvironmentController:
         )
         return ActionResult(True, transition.note or self.state.reason)
 
+    def decider(
+        self,
+        action: str,
+        *,
+        version: str | None = None,
+        weight: int | None = None,
+        revision: int | None = None,
+        reason: str = "",
+    ) -> Callable[[RolloutState], Transition]:
+        """The machine's pure decision for ``action``; raises :class:`Refused` when applied
+        to a state in which the action is illegal."""
+        m = self.machine
+        match action:
+            case "rollout":
+                return lambda s: m.start(s, version or "", self.versions, time.time())
+            case "promote":
+                return lambda s: m.promote(s, time.time())
+            case "promote-full":
+                return m.promote_full
+            case "abort":
+                why = f"aborted by {self.user}" + (f": {reason}" if reason else "")
+                return lambda s: m.abort(s, why)
+            case "retry":
+                return lambda s: m.retry(s, self.versions, time.time())
+            case "set-weight":
+                return lambda s: m.set_weight(s, s.weight if weight is None else weight)
+            case "rollback":
+                return lambda s: m.rollback(s, revision)
+        raise ValueError(f"unknown action {action!r}")
+
+    def preview(self, action: str, **args: object) -> str | None:
+        """Why ``action`` would be refused right now, or ``None``: lets the screen say so
+        before asking anyone to type a confirmation. Pure: no I/O, no state change."""
+        if not self.started:
+            return f"{self.env.name} is not connected: {self._poll.error or 'the backend is starting'}"
+        try:
+            self.decider(action, **args)(self.state)  # type: ignore[arg-type]
+        except Refused as err:
+            return str(err)
+        return None
+
     async def start_rollout(self, version: str, reason: str = "") -> ActionResult:
-        return await self.act(
-            "rollout", lambda s: self.machine.start(s, version, self.versions, time.time()), reason
-        )
+        return await self.act("rollout", self.decider("rollout", version=version), reason)
 
     async def promote(self, reason: str = "") -> ActionResult:
-        return await self.act("promote", lambda s: self.machine.promote(s, time.time()), reason)
+        return await self.act("promote", self.decider("promote"), reason)
 
     async def promote_full(self, reason: str = "") -> ActionResult:
-        return await self.act("promote-full", self.machine.promote_full, reason)
+        return await self.act("promote-full", self.decider("promote-full"), reason)
 
     async def abort(self, reason: str = "") -> ActionResult:
-        why = f"aborted by {self.user}" + (f": {reason}" if reason else "")
-        return await self.act("abort", lambda s: self.machine.abort(s, why), reason)
+        return await self.act("abort", self.decider("abort", reason=reason), reason)
 
     async def retry(self, reason: str = "") -> ActionResult:
-        return await self.act("retry", lambda s: self.machine.retry(s, self.versions, time.time()), reason)
+        return await self.act("retry", self.decider("retry"), reason)
 
     async def set_weight(self, weight: int, reason: str = "") -> ActionResult:
-        return await self.act("set-weight", lambda s: self.machine.set_weight(s, weight), reason)
+        return await self.act("set-weight", self.decider("set-weight", weight=weight), reason)
 
     async def rollback(self, revision: int | None = None, reason: str = "") -> ActionResult:
-        return await self.act("rollback", lambda s: self.machine.rollback(s, revision), reason)
+        return await self.act("rollback", self.decider("rollback", revision=revision), reason)
 
     # ------------------------------------------------------------------ running effects
 

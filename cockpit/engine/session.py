@@ -165,6 +165,12 @@ class Session:
             return "this plan requires a reason for every action"
         return None
 
+    def preview(self, env: str, action: str, **args: object) -> str | None:
+        """Why ``action`` on ``env`` would be refused right now, or ``None`` (pure)."""
+        if action == "rollout" and (window := self.frozen(env)):
+            return f"{env} is frozen ({window}): no rollout may start"
+        return self.controller(env).preview(action, **args)
+
     async def start_rollout(self, env: str, version: str, reason: str = "") -> ActionResult:
         controller = self.controller(env)
         window = self.frozen(env)

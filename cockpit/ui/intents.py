@@ -16,13 +16,11 @@ Every action key ends here. The flow is the same for all of them:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cockpit.engine.controller import ActionResult
-from cockpit.engine.machine import Refused
 from cockpit.engine.session import Session
 
 if TYPE_CHECKING:
@@ -43,46 +41,16 @@ class Intent:
     revision: int | None = None
 
 
-def not_connected(session: Session, env: str) -> str | None:
-    """Why nothing can be done on ``env`` right now (never connected), or ``None``."""
-    controller = session.controller(env)
-    if controller.started:
-        return None
-    return f"{env} is not connected: {controller.view().backend_error or 'the backend is starting'}"
-
-
 def preflight(session: Session, intent: Intent) -> str | None:
     """Why the engine would refuse ``intent`` now, or ``None`` if it might accept it.
 
-    Uses the rollout machine's pure decision functions (no I/O, no state change).
-    Any unexpected error means "ask the engine for real", never a false refusal.
+    The engine's pure preview (no I/O, no state change); the engine decides again when
+    asked for real. An unexpected error means "ask the engine", never a false refusal.
     """
     try:
-        problem = not_connected(session, intent.env)
-        if problem:
-            return problem
-        controller = session.controller(intent.env)
-        machine, state, now = controller.machine, controller.state, time.time()
-        match intent.action:
-            case "rollout":
-                window = session.frozen(intent.env)
-                if window:
-                    return f"{intent.env} is frozen ({window}): no rollout may start"
-                machine.start(state, intent.version or "", controller.versions, now)
-            case "promote":
-                machine.promote(state, now)
-            case "promote-full":
-                machine.promote_full(state)
-            case "abort":
-                machine.abort(state, "")
-            case "retry":
-                machine.retry(state, controller.versions, now)
-            case "set-weight":
-                machine.set_weight(state, intent.weight if intent.weight is not None else state.weight)
-            case "rollback":
-                machine.rollback(state, intent.revision)
-    except Refused as err:
-        return str(err)
+        return session.preview(
+            intent.env, intent.action, version=intent.version, weight=intent.weight, revision=intent.revision
+        )
     except Exception:  # the real call will say what is wrong
         log.debug("preflight of %s failed", intent, exc_info=True)
     return None

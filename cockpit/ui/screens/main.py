@@ -27,7 +27,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from cockpit.engine.controller import EnvView
 from cockpit.ui import keys, render
-from cockpit.ui.intents import Intent, not_connected, preflight
+from cockpit.ui.intents import Intent, preflight
 from cockpit.ui.widgets.env_column import EnvColumn
 from cockpit.ui.widgets.header import CockpitHeader
 from cockpit.ui.widgets.log_pane import LogPane
@@ -259,8 +259,8 @@ class MainScreen(Screen[None]):
 
     def action_start(self) -> None:
         view = self.view()
-        problem = not_connected(self.cockpit.session, view.name)
-        if problem:
+        if not view.connected:
+            problem = f"{view.name} is not connected: {view.backend_error or 'the backend is starting'}"
             self.notify(problem, title=f"{view.name}: rollout refused", severity="warning")
             return
         if not view.versions:
