@@ -348,20 +348,12 @@ class RolloutMachine:
             return None
         if token.what == "promoted":
             version = state.canary_version or state.target_version or state.stable_version
-            revision = Revision(number=state.revision + 1, version=version, ts=now, user=user)
-            healthy = replace(
-                state,
-                phase=Phase.HEALTHY,
-                activity=Activity.IDLE,
-                stable_version=version,
-                canary_version=None,
-                weight=0,
-                paused_until=None,
-                reason=f"{version} promoted to stable (revision {revision.number})",
-                revisions=(state.revisions + (revision,))[-self.history_limit :],
-                step_index=len(self.steps) - 1,
+            healthy = self._new_stable(
+                state, version, now, user, "{version} promoted to stable (revision {n})"
             )
-            return Transition(healthy, note=f"{version} promoted to 100%")
+            return Transition(
+                replace(healthy, step_index=len(self.steps) - 1), note=f"{version} promoted to 100%"
+            )
         if token.what == "aborted":
             aborted = replace(
                 state,
@@ -373,19 +365,26 @@ class RolloutMachine:
             return Transition(aborted, note="aborted: traffic on stable, canary removed")
         if token.what == "rolled-back":
             version = state.target_version or state.stable_version
-            revision = Revision(number=state.revision + 1, version=version, ts=now, user=user)
-            rolled = replace(
-                state,
-                phase=Phase.HEALTHY,
-                activity=Activity.IDLE,
-                stable_version=version,
-                canary_version=None,
-                weight=0,
-                reason=f"rolled back to {version} (revision {revision.number})",
-                revisions=(state.revisions + (revision,))[-self.history_limit :],
-            )
+            rolled = self._new_stable(state, version, now, user, "rolled back to {version} (revision {n})")
             return Transition(rolled, note=f"rolled back to {version}")
         raise ValueError(f"unknown resume token {token.what!r}")
+
+    def _new_stable(
+        self, state: RolloutState, version: str, now: float, user: str, reason: str
+    ) -> RolloutState:
+        """``version`` serves all traffic as a new revision (a promote or a rollback)."""
+        revision = Revision(number=state.revision + 1, version=version, ts=now, user=user)
+        return replace(
+            state,
+            phase=Phase.HEALTHY,
+            activity=Activity.IDLE,
+            stable_version=version,
+            canary_version=None,
+            weight=0,
+            paused_until=None,
+            reason=reason.format(version=version, n=revision.number),
+            revisions=(state.revisions + (revision,))[-self.history_limit :],
+        )
 
     def weight_set(self, state: RolloutState, weight: int) -> RolloutState:
         """A manual weight change completed."""
