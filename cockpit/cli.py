@@ -196,12 +196,18 @@ def summary(plan: Plan, path: str) -> str:
 
 
 @cli.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--demo", "of_demo", is_flag=True, help="The running embedded demo instead of a PLAN.")
 @state_dir_option
-def status(plan_path: str, as_json: bool, state_dir: str | None) -> None:
+def status(plan_path: str | None, as_json: bool, of_demo: bool, state_dir: str | None) -> None:
     """Show each environment of PLAN as it runs now (read-only)."""
-    plan = read_plan(plan_path)
+    if of_demo == (plan_path is not None):
+        fail("name a PLAN, or --demo for the embedded demo")
+    if of_demo:
+        plan, state_dir = demo_plan(None), str(paths.state_dir(state_dir) / "demo")
+    else:
+        plan = read_plan(str(plan_path))
     rows = asyncio.run(collect_status(plan, state_dir))
     if as_json:
         click.echo(json.dumps({"service": plan.service.name, "environments": rows}, indent=2))

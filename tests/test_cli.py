@@ -201,6 +201,19 @@ def test_status_attaches_read_only_to_a_running_rollout(tmp_path: Path, service:
     assert "interrupted: dev left Paused" in err
 
 
+def test_status_needs_a_plan_or_demo(tmp_path: Path) -> None:
+    result = cockpit("status", state=tmp_path)
+    assert (
+        result.returncode == 2
+        and one_line_error(result) == "error: name a PLAN, or --demo for the embedded demo"
+    )
+    demo = cockpit("status", "--demo", "--json", state=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    rows = json.loads(demo.stdout)["environments"]
+    assert [r["name"] for r in rows] == ["dev", "staging", "production"]
+    assert all(r["url"] is None and r["stable_version"] == "1.0.0" for r in rows)  # nothing runs
+
+
 def test_status_of_a_plan_that_is_not_running(tmp_path: Path, service: str) -> None:
     plan = write_plan(tmp_path, service)
     result = cockpit("status", str(plan), "--json", state=tmp_path)
