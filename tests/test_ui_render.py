@@ -130,3 +130,14 @@ async def test_merged_filtered_index_drops_lines_gone_from_their_ring() -> None:
         dev.extend([line(f"noise {i}") for i in range(20)])  # dev's match leaves its ring
         view.flush()
         assert view.line_count == 1 and "keep prod" in view.line_text(0)
+
+
+def test_sparkline_series_waits_for_a_trend_and_skips_no_data() -> None:
+    from cockpit.adapters.base import NO_DATA, MetricsWindow, TrackMetrics
+
+    sample = TrackMetrics(requests=30, request_rate=10.0, error_rate=0.0, p95_ms=3.0, p99_ms=5.0)
+    one = [MetricsWindow(ts=1.0, seconds=2.0, stable=sample, canary=sample)]
+    # A single value would draw as a full-height block: nothing until there are two.
+    assert render.series(one, "rate", canary=True, points=20) == []
+    gap = [*one, MetricsWindow(ts=2.0, seconds=2.0, stable=sample, canary=NO_DATA), *one]
+    assert render.series(gap, "rate", canary=True, points=20) == [10.0, 10.0]

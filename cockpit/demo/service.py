@@ -128,6 +128,7 @@ class Service:
         log(
             level,
             "request",
+            method=request.method,
             path=path,
             status=status,
             duration_ms=round(elapsed * 1000, 2),

@@ -151,7 +151,9 @@ def series(windows: Sequence[MetricsWindow], key: str, canary: bool, points: int
         value = metric_of(key, window.canary if canary else window.stable)
         if value is not None:
             out.append(value)
-    return out
+    # Textual draws a single value as a full-height block, which reads as "maxed out"
+    # (a fresh canary's 0 % errors looked like a wall of errors): wait for a trend.
+    return out if len(out) >= 2 else []
 
 
 def latest(windows: Sequence[MetricsWindow], key: str, canary: bool) -> float | None:
