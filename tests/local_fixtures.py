@@ -83,19 +83,24 @@ def marker_env(service: str) -> dict[str, str]:
     return procs.child_env(f"{service}/raw/{uuid.uuid4().hex[:6]}")
 
 
+def demo_command(version: str, port: int, env: str = "test") -> list[str]:
+    """The command line of one demo service replica."""
+    return [
+        sys.executable,
+        "-m",
+        "cockpit.demo.service",
+        "--version",
+        version,
+        "--port",
+        str(port),
+        "--env",
+        env,
+    ]
+
+
 def start_demo(service: str, version: str, port: int, env: str = "test") -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cockpit.demo.service",
-            "--version",
-            version,
-            "--port",
-            str(port),
-            "--env",
-            env,
-        ],
+        demo_command(version, port, env),
         env=marker_env(service),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -13,22 +13,12 @@ import aiohttp
 import pytest
 
 from cockpit.adapters.local import procs
-from tests.local_fixtures import free_port, service_fixture, start_demo, stop, wait_http  # noqa: F401
+from tests.local_fixtures import demo_command, free_port, service_fixture, start_demo, stop, wait_http  # noqa: F401
 
 
 def run_service(name: str, version: str, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cockpit.demo.service",
-            "--version",
-            version,
-            "--port",
-            str(port),
-            "--env",
-            "t",
-        ],
+        demo_command(version, port, "t"),
         env=procs.child_env(f"{name}/svc"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
