@@ -86,13 +86,19 @@ class CapabilityMissing(BackendError):
 
 @dataclass(frozen=True, slots=True)
 class TrackStatus:
+    """One track as observed just now. The engine gates every traffic move and every
+    promote on these fields, so an adapter must report what runs, not what it intended."""
+
     version: str
     replicas_desired: int
-    replicas_ready: int
+    replicas_ready: int  # running AND passing health checks right now
+    restarts: int = 0  # replicas of this track restarted after a crash since it was deployed
+    crash_loop: bool = False  # the restart policy gave up: the track will not heal by itself
+    problem: str = ""  # one line on what is wrong (e.g. "replica #2 exited with code 1"), "" if fine
 
     @property
     def healthy(self) -> bool:
-        return self.replicas_desired > 0 and self.replicas_ready >= self.replicas_desired
+        return self.replicas_desired > 0 and self.replicas_ready >= self.replicas_desired and not self.crash_loop
 
 
 @dataclass(frozen=True, slots=True)
