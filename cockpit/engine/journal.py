@@ -62,6 +62,12 @@ CREATE TRIGGER IF NOT EXISTS revisions_no_delete BEFORE DELETE ON revisions
 """
 
 
+class JournalWriteError(Exception):
+    """A record could not be written (disk full, read-only file, lost directory). The
+    message says which journal and why; callers must stop moving traffic rather than act
+    without a record."""
+
+
 def current_user() -> str:
     """The OS user who acts; ``COCKPIT_USER`` names a person behind a shared account."""
     try:
