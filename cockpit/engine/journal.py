@@ -210,6 +210,18 @@ def _rollback(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
 
 
+def _probe_writable(db: sqlite3.Connection) -> None:
+    """Write the schema version again: SQLite opens a file it may not write read-only
+    without a word, and a cockpit must learn that it cannot journal before it acts."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(f"PRAGMA user_version = {schema_version(db)}")
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
 def _reason(err: BaseException) -> str:
     """The OS or SQLite reason, with the SQLite error code when there is one; redacted
     because a message can quote what it failed on."""
@@ -304,6 +316,7 @@ class Journal:
                     raise sqlite3.OperationalError(f"the journal cannot use WAL mode here (got {mode})")
                 db.execute("PRAGMA synchronous=FULL")
                 migrate(db)
+                _probe_writable(db)
                 # Triggers dropped by hand come back (the hash chain still shows any rewrite).
                 for statement in TRIGGERS:
                     db.execute(statement)
@@ -341,8 +354,9 @@ class Journal:
                     _rollback(self._db)
                     raise
             except (sqlite3.Error, OSError) as err:
+                # The whole message is redacted: ``what`` names the action being written.
                 raise JournalWriteError(
-                    f"cannot write {what} to the journal {self.path}: {_reason(err)}"
+                    redact(f"cannot write {what} to the journal {self.path}: {_reason(err)}")
                 ) from None
         return result
 
