@@ -483,6 +483,20 @@ def test_a_full_disk_is_a_journal_write_error_and_loses_nothing(
     j.close()
 
 
+def test_a_refused_record_leaves_the_journal_usable(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "journal.sqlite3")
+    # SQLite stores NaN as NULL: the hash must cover what is stored, not what was given.
+    j.append(service="s", env="e", action="promote", outcome="ok", user="u", duration_ms=float("nan"))
+    assert j.records()[0].duration_ms is None and j.verify() is None
+    # A constraint failure rolls back only the statement; the transaction must go too,
+    # or every later write would fail with "cannot start a transaction within a transaction".
+    with pytest.raises(JournalWriteError, match=r"NOT NULL constraint failed: journal\.ts"):
+        j.append(service="s", env="e", action="abort", outcome="ok", user="u", ts=float("nan"))
+    assert j.append(service="s", env="e", action="abort", outcome="ok", user="u") == 2
+    assert j.verify() is None
+    j.close()
+
+
 WRITE_ONCE = """
 import sys
 from pathlib import Path

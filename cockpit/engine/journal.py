@@ -22,6 +22,7 @@ import contextlib
 import getpass
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import stat
@@ -270,13 +271,14 @@ class Record:
 
 def _normalise(column: str, value: object) -> object:
     """The value as SQLite will hand it back, so the hash written is the hash re-read:
-    text is redacted, REAL columns hold floats, INTEGER columns ints."""
+    text is redacted, REAL columns hold floats (NaN becomes NULL), INTEGER columns ints."""
     if value is None:
         return None
     if column in TEXT_COLUMNS:
         return redact(str(value))
     if column in FLOAT_COLUMNS:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
+        return None if math.isnan(number) else number  # SQLite stores NaN as NULL
     return int(value)  # type: ignore[call-overload]
 
 
