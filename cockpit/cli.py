@@ -62,11 +62,12 @@ def state_dir_option(f: Any) -> Any:
 
 
 def make_session(plan: Plan, state_dir: str | None, **kwargs: Any) -> Any:
+    from cockpit.engine.journal import JournalWriteError
     from cockpit.engine.session import Session
 
     try:
         return Session(plan, state_dir=Path(state_dir) if state_dir else None, **kwargs)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, JournalWriteError) as err:
         fail(f"cannot open the cockpit state: {err}", 1)
 
 
@@ -122,20 +123,29 @@ def demo(
     """
     plan = demo_plan(port_base)
     base = paths.state_dir(state_dir) / "demo"
-    journal = paths.journal_path(base)
-    if reset and journal.exists():
-        for suffix in ("", "-wal", "-shm"):
-            old = Path(str(journal) + suffix)
-            if old.exists():
-                old.rename(old.with_name(f"{old.name}.{int(time.time())}.old"))
+    # Bad input is refused before --reset touches the journal: a usage error loses nothing.
+    if headless and not version:
+        fail("--headless needs --version (for example --version 1.1.0)")
+    if reset:
+        keep_journal_aside(paths.journal_path(base))
     if headless:
-        if not version:
-            fail("--headless needs --version (for example --version 1.1.0)")
         sys.exit(
             run_headless(plan, str(base), env_name, version, auto_promote, reason or "headless demo rollout")
         )
     session = make_session(plan, str(base))
     open_ui(session, (env_name, version, reason) if version else None)
+
+
+def keep_journal_aside(journal: Path) -> None:
+    """A readable copy of the old journal (backup API, -wal included), then a fresh one."""
+    from cockpit.engine.journal import JournalWriteError, keep_aside
+
+    try:
+        kept = keep_aside(journal)
+    except JournalWriteError as err:
+        fail(str(err), 1)
+    if kept is not None:
+        click.echo(f"the old journal is kept at {kept}", err=True)
 
 
 # --------------------------------------------------------------------------- plans
@@ -317,6 +327,11 @@ def run_headless(
 @click.option("--grep", "text", default=None, help="Only records containing this text.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--demo", "demo_journal", is_flag=True, help="Read the embedded demo's journal.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the journal's hash chain: exit 0 if intact, 1 at the first broken link.",
+)
 @state_dir_option
 def history(
     as_json: bool,
@@ -325,6 +340,7 @@ def history(
     text: str | None,
     limit: int,
     demo_journal: bool,
+    verify: bool,
     state_dir: str | None,
 ) -> None:
     """Show the journal: who did what, when, why, and how it went."""
@@ -332,6 +348,9 @@ def history(
 
     base = paths.state_dir(state_dir)
     path = paths.journal_path(base / "demo" if demo_journal else base)
+    if verify:
+        verify_journal(path)
+        return
     if not path.exists():
         if as_json:
             return
@@ -352,6 +371,31 @@ def history(
         click.echo(
             f"{when} {r.user:<14} {r.service}/{r.env:<11} {r.action:<13} {r.outcome:<8}{took} {r.detail}{why}"
         )
+
+
+def verify_journal(path: Path) -> None:
+    """Walk the hash chain read-only: "journal intact: N records" (exit 0) or the first
+    broken link (exit 1). The head hash is printed so it can be kept elsewhere: a rewrite
+    that recomputes every later hash changes it."""
+    import sqlite3
+
+    from cockpit.engine.journal import Journal
+
+    if not path.exists():
+        fail(f"no journal at {path} to verify", 1)
+    try:
+        journal = Journal(path, read_only=True)
+        try:
+            broken, count, head = journal.verify(), journal.count(), journal.head()
+        finally:
+            journal.close()
+    except sqlite3.Error as err:
+        fail(f"cannot read the journal {path}: {err}", 1)
+    if broken is not None:
+        click.echo(f"journal broken at record {broken.record_id}: {broken.problem}")
+        sys.exit(1)
+    click.echo(f"journal intact: {count} records")
+    click.echo(f"head {head}")
 
 
 # --------------------------------------------------------------------------- secrets and adapters
