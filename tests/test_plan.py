@@ -83,7 +83,8 @@ def test_unknown_key_is_an_error_with_its_line() -> None:
     line = text.splitlines().index("protectd = false") + 1
     assert (
         issue
-        == f"plan.toml:{line}: environments[1].protectd: unknown key 'protectd' (not part of the plan format)"
+        == f"plan.toml:{line}: environments[1].protectd: unknown key 'protectd' (not part of the plan format);"
+        " did you mean 'protected'?"
     )
 
 
