@@ -91,16 +91,18 @@ _REFERENCE = re.compile(r"^(keyring:[^/\s]+/\S+|env:[A-Za-z_][A-Za-z0-9_]*)$")
 _SECRET_KEY = re.compile(r"pass|secret|token|credential|api.?key|private", re.IGNORECASE)
 
 
-def _looks_secret(value: str) -> bool:
-    """A string that may be a credential pasted where a reference belongs: long, one
-    word, letters mixed with digits. Versions, paths and commands are not (they are
-    short, hold '/', '{' or spaces, or have no letters)."""
-    return (
-        len(value) >= 12
-        and not any(c.isspace() or c in "/{}" for c in value)
-        and any(c.isalpha() for c in value)
-        and any(c.isdigit() for c in value)
-    )
+_WORD = re.compile(r"""[^\s/{}\[\]()"',;:]{12,}""")
+
+
+def _secret_words(value: str) -> list[str]:
+    """The parts of ``value`` that may be a credential pasted where a reference belongs
+    (alone or inside a larger value such as ``--token=...``): long words mixing letters
+    and digits. Versions, paths and placeholders are short or split at '/', '{', ':'."""
+    return [
+        word
+        for word in _WORD.findall(value)
+        if any(c.isalpha() for c in word) and any(c.isdigit() for c in word)
+    ]
 
 
 def secret_values(data: Any, under_secret: bool = False) -> set[str]:
@@ -115,12 +117,10 @@ def secret_values(data: Any, under_secret: bool = False) -> set[str]:
     elif isinstance(data, list):
         for value in data:
             found |= secret_values(value, under_secret)
-    elif (
-        isinstance(data, str)
-        and not _REFERENCE.match(data)
-        and ((under_secret and len(data) >= 4) or _looks_secret(data))
-    ):
-        found.add(data)
+    elif isinstance(data, str) and not _REFERENCE.match(data):
+        if under_secret and len(data) >= 4:
+            found.add(data)
+        found.update(_secret_words(data))
     return found
 
 
@@ -364,7 +364,8 @@ def _toml_issue(err: tomllib.TOMLDecodeError, file: str, text: str) -> PlanIssue
         )
     if reason.endswith("(at end of document)"):
         reason = reason.removesuffix("(at end of document)").rstrip()
-        return PlanIssue(file, text.count("\n") + 1, "", f"not valid TOML: {reason} at the end of the file")
+        line, column = text.count("\n") + 1, len(text) - text.rfind("\n")
+        return PlanIssue(file, line, "", f"not valid TOML: {reason} at the end of the file", column)
     return PlanIssue(file, None, "", f"not valid TOML: {reason}")
 
 
