@@ -14,7 +14,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -25,7 +25,7 @@ from cockpit.plan.models import Plan
 EXIT_USAGE = 2
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -80,7 +80,6 @@ def state_base(state_dir: str | None) -> Path:
         return paths.state_dir(state_dir)
     except paths.StateDirError as err:
         fail(str(err))
-        raise  # unreachable: fail() exits
 
 
 def read_plan(path: str) -> Plan:

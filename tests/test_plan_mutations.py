@@ -113,7 +113,12 @@ def step_and_check_mutations() -> list[Mutation]:
     for value in ["nan", "inf", "-1", '"soon"', "true", '"-5s"', '"99999h"', '"1e3s"']:
         text, line = replaced('{ pause = { duration = "5s" } }', f"{{ pause = {{ duration = {value} }} }}")
         out.append(Mutation(f"pause={value}", text, f"{steps}[1].pause.duration", line))
-    for value in ["{ set_weight = 20, pause = {} }", "{}", '{ sleep = "5s" }', "{ analysis = { checks = [] } }"]:
+    for value in [
+        "{ set_weight = 20, pause = {} }",
+        "{}",
+        '{ sleep = "5s" }',
+        "{ analysis = { checks = [] } }",
+    ]:
         text, line = replaced("{ set_weight = 20 }", value)
         out.append(Mutation(f"step={value}", text, f"{steps}[0]", line))
     text, line = replaced('checks = ["success-rate", "latency-p99"]', 'checks = ["success-rate", "p95"]')
@@ -248,7 +253,11 @@ def secret_mutations() -> list[Mutation]:
 
 
 MUTATIONS = (
-    value_mutations() + step_and_check_mutations() + structure_mutations() + toml_mutations() + secret_mutations()
+    value_mutations()
+    + step_and_check_mutations()
+    + structure_mutations()
+    + toml_mutations()
+    + secret_mutations()
 )
 
 
@@ -266,7 +275,9 @@ def assert_rejected(mutation: Mutation, file: str, code: int, out: str) -> None:
     if mutation.path is None:
         assert re.search(rf"^  {re.escape(file)}:\d+:\d+: \(plan\): not valid TOML: ", out, re.M), out
         return
-    located = re.findall(rf"^  {re.escape(file)}:(\d+)(?::\d+)?: {re.escape(mutation.path)}(?=[:.\[])", out, re.M)
+    located = re.findall(
+        rf"^  {re.escape(file)}:(\d+)(?::\d+)?: {re.escape(mutation.path)}(?=[:.\[])", out, re.M
+    )
     assert located, f"{mutation.id}: no located message for {mutation.path}\n{out}"
     if mutation.line is not None:
         assert str(mutation.line) in located, f"{mutation.id}: expected line {mutation.line}\n{out}"
@@ -294,7 +305,12 @@ def test_the_demo_plan_itself_passes(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-SUBPROCESS_IDS = ["secrets-table", "toml:truncated", "duplicate-port", "success={ op = \">=\", threshold = nan }"]
+SUBPROCESS_IDS = [
+    "secrets-table",
+    "toml:truncated",
+    "duplicate-port",
+    'success={ op = ">=", threshold = nan }',
+]
 
 
 @pytest.mark.parametrize("mutation_id", SUBPROCESS_IDS)

@@ -15,6 +15,7 @@ import stat
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _did_you_mean(root: type[BaseModel], loc: Path_) -> str:
-    """", did you mean 'protected'?" for an unknown key, from the fields of its table."""
+    """The "; did you mean 'protected'?" for an unknown key, from the fields of its table."""
     model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if isinstance(part, int):
@@ -250,7 +251,12 @@ def _adapter_issues(data: dict[str, Any], file: str, text: str) -> list[PlanIssu
 
 
 def _cross_check(
-    env: dict[str, Any], i: int, options: BaseModel, backend_cls: Any, ports: dict[int, str], add: Any
+    env: dict[str, Any],
+    i: int,
+    options: BaseModel,
+    backend_cls: type,
+    ports: dict[int, str],
+    add: Callable[[Path_, str], None],
 ) -> None:
     """What one environment's options must agree with: its own initial version, and the
     ports of the other environments on this machine."""
@@ -387,7 +393,9 @@ def parse_plan(text: str, file: str = "<plan>") -> Plan:
         issues += _semantic_issues(plan, file, text)
     if issues:
         issues.sort(key=lambda i: (i.line or 0, i.path))
-        raise PlanError([PlanIssue(i.file, i.line, i.path, _scrub(i.message, hidden), i.column) for i in issues])
+        raise PlanError(
+            [PlanIssue(i.file, i.line, i.path, _scrub(i.message, hidden), i.column) for i in issues]
+        )
     assert plan is not None
     return plan
 
