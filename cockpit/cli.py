@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -24,9 +25,61 @@ from cockpit.plan.models import Plan
 EXIT_USAGE = 2
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+class OneLineErrors(click.Group):
+    """Click's usage errors as one ``error: ...`` line and exit 2, like every other error,
+    and a last net so that no input ever ends in a traceback."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as err:
+            ctx = getattr(err, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if isinstance(err, click.UsageError) and ctx else ""
+            fail(err.format_message().replace("\n", " ") + hint, EXIT_USAGE if err.exit_code == 2 else 1)
+        except click.Abort:
+            fail("interrupted", 130)
+        except paths.StateDirError as err:
+            fail(str(err))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # the last net: a bug must still end in one line
+            if os.environ.get("COCKPIT_DEBUG"):
+                raise
+            fail(f"unexpected {type(err).__name__}: {err} (COCKPIT_DEBUG=1 shows where)", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds greater than 0: ``nan`` would mean "never time out"."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            seconds = value
+        else:
+            try:
+                seconds = float(str(value).strip())
+            except ValueError:
+                self.fail(f"expected a number of seconds, found {value!r}", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"expected a finite number of seconds greater than 0, found {value!r}", param, ctx)
+        return seconds
+
+
+def state_base(state_dir: str | None) -> Path:
+    """The usable state dir, or one line saying why not (exit 2: the argument is wrong)."""
+    try:
+        return paths.state_dir(state_dir)
+    except paths.StateDirError as err:
+        fail(str(err))
 
 
 def read_plan(path: str) -> Plan:
@@ -67,6 +120,8 @@ def make_session(plan: Plan, state_dir: str | None, **kwargs: Any) -> Any:
 
     try:
         return Session(plan, state_dir=Path(state_dir) if state_dir else None, **kwargs)
+    except paths.StateDirError as err:
+        fail(str(err))
     except (OSError, ValueError, JournalWriteError) as err:
         fail(f"cannot open the cockpit state: {err}", 1)
 
@@ -81,7 +136,7 @@ def open_ui(session: Any, rollout: tuple[str, str, str] | None = None) -> None:
         sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cockpit")
 def cli() -> None:
     """A full-screen terminal release cockpit for on-call engineers."""
@@ -98,7 +153,7 @@ def cli() -> None:
 @click.option("--reason", default="", help="Why: lands in the journal.")
 @click.option(
     "--port-base",
-    type=int,
+    type=click.IntRange(0, 65533),
     default=None,
     help="Routers listen on PORT, PORT+1, PORT+2 (0: free ports). Default 18080..18082.",
 )
@@ -122,7 +177,7 @@ def demo(
     that analysis catches in production.
     """
     plan = demo_plan(port_base)
-    base = paths.state_dir(state_dir) / "demo"
+    base = state_base(state_dir) / "demo"
     # Bad input is refused before --reset touches the journal: a usage error loses nothing.
     if headless and not version:
         fail("--headless needs --version (for example --version 1.1.0)")
@@ -215,7 +270,7 @@ def status(plan_path: str | None, as_json: bool, of_demo: bool, state_dir: str |
     if of_demo == (plan_path is not None):
         fail("name a PLAN, or --demo for the embedded demo")
     if of_demo:
-        plan, state_dir = demo_plan(None), str(paths.state_dir(state_dir) / "demo")
+        plan, state_dir = demo_plan(None), str(state_base(state_dir) / "demo")
     else:
         plan = read_plan(str(plan_path))
     rows = asyncio.run(collect_status(plan, state_dir))
@@ -233,7 +288,7 @@ def status(plan_path: str | None, as_json: bool, of_demo: bool, state_dir: str |
 async def collect_status(plan: Plan, state_dir: str | None) -> list[dict[str, Any]]:
     from cockpit.engine.journal import Journal
 
-    base = paths.state_dir(state_dir)
+    base = state_base(state_dir)
     session = make_session(plan, state_dir, journal=Journal(paths.journal_path(base), read_only=True))
     try:
         await session.start(attach=True)
@@ -270,7 +325,7 @@ async def collect_status(plan: Plan, state_dir: str | None) -> list[dict[str, An
 @click.option("--headless", is_flag=True, help="No screen: print transitions, exit with the outcome.")
 @click.option("--auto-promote", is_flag=True, help="Promote past indefinite pauses.")
 @click.option("--reason", default="", help="Why: lands in the journal (required on protected environments).")
-@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds before giving up.")
+@click.option("--timeout", type=Seconds(), default=1800.0, show_default=True, help="Seconds before giving up.")
 @state_dir_option
 def rollout(
     plan_path: str,
@@ -325,7 +380,7 @@ def run_headless(
 @click.option("--service", default=None, help="Only this service.")
 @click.option("--env", "env_name", default=None, help="Only this environment.")
 @click.option("--grep", "text", default=None, help="Only records containing this text.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
 @click.option("--demo", "demo_journal", is_flag=True, help="Read the embedded demo's journal.")
 @click.option(
     "--verify",
@@ -346,7 +401,7 @@ def history(
     """Show the journal: who did what, when, why, and how it went."""
     from cockpit.engine.journal import Journal
 
-    base = paths.state_dir(state_dir)
+    base = state_base(state_dir)
     path = paths.journal_path(base / "demo" if demo_journal else base)
     if verify:
         verify_journal(path)

@@ -8,11 +8,30 @@ from pathlib import Path
 import platformdirs
 
 
+class StateDirError(Exception):
+    """The state directory cannot be created or used; ``str(err)`` is one line for the user."""
+
+
 def state_dir(override: str | Path | None = None) -> Path:
-    """``--state-dir``, else ``COCKPIT_STATE_DIR``, else the user's state dir."""
+    """``--state-dir``, else ``COCKPIT_STATE_DIR``, else the user's state dir; created 0700
+    (it holds the journal: who did what, and why) and checked usable before anything runs."""
     chosen = override or os.environ.get("COCKPIT_STATE_DIR")
-    path = Path(chosen).expanduser() if chosen else Path(platformdirs.user_state_dir("cockpit"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path = Path(chosen).expanduser() if chosen else Path(platformdirs.user_state_dir("cockpit"))
+    except RuntimeError as err:  # "~user" for a user that does not exist
+        raise StateDirError(f"state dir {chosen}: {err}") from None
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StateDirError(f"state dir {path} is a file, not a directory") from None
+    except NotADirectoryError:
+        raise StateDirError(f"state dir {path} cannot be created: a part of that path is a file") from None
+    except OSError as err:
+        raise StateDirError(f"state dir {path} cannot be created: {err.strerror or err}") from None
+    if not path.is_dir():
+        raise StateDirError(f"state dir {path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StateDirError(f"state dir {path} is not writable by this user")
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -220,3 +221,90 @@ def test_status_of_a_plan_that_is_not_running(tmp_path: Path, service: str) -> N
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)["environments"][0]
     assert row["url"] is None and row["error"] and row["stable_version"] == "1.0.0"
+
+
+def test_check_refuses_special_files_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    # timeout: a check that opened the FIFO for reading would wait for a writer forever.
+    result = cockpit("check", str(fifo), state=tmp_path, timeout=20)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{fifo}: (plan): is a named pipe (FIFO), expected a regular .toml plan file" in result.stderr
+    zero = cockpit("check", "/dev/zero", state=tmp_path, timeout=20)
+    assert zero.returncode == 2 and "is a character device" in zero.stderr
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("rollout", "P", "--env", "dev", "--version", "1.1.0", "--timeout", "nan"), "'--timeout': expected a finite"),
+        (("rollout", "P", "--env", "dev", "--version", "1.1.0", "--timeout", "inf"), "'--timeout': expected a finite"),
+        (("rollout", "P", "--env", "dev", "--version", "1.1.0", "--timeout", "0"), "greater than 0, found '0'"),
+        (("rollout", "P", "--env", "dev", "--version", "1.1.0", "--timeout", "soon"), "a number of seconds"),
+        (("rollout", "P", "--env", "dev"), "Missing option '--version'"),
+        (("history", "--limit", "0"), "'--limit': 0 is not in the range"),
+        (("history", "--limit", "many"), "'--limit'"),
+        (("demo", "--port-base", "70000"), "'--port-base': 70000 is not in the range"),
+        (("demo", "--port-base", "-1"), "'--port-base'"),
+        (("check",), "Missing argument 'PLAN'"),
+        (("check", "P", "extra"), "unexpected extra argument (extra)"),
+        (("nosuch",), "No such command 'nosuch'"),
+        (("--bogus",), "No such option '--bogus'"),
+        (("secrets", "set"), "Missing argument 'SERVICE/NAME'"),
+    ],
+)
+def test_bad_arguments_end_in_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    plan = write_plan(tmp_path, "badargs")
+    result = cockpit(*[str(plan) if a == "P" else a for a in args], state=tmp_path, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, no usage block
+    line = one_line_error(result)
+    assert expected in line and "--help'" in line
+
+
+def test_state_dir_is_created_private_and_a_path_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    state = tmp_path / "fresh" / "state"
+    result = cockpit("history", "--state-dir", str(state), state=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (state.stat().st_mode & 0o777) == 0o700
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (("history", "--state-dir", str(afile / "x")), ("status", "--demo", "--state-dir", str(afile))):
+        bad = cockpit(*args, state=tmp_path)
+        assert bad.returncode == 2
+        line = one_line_error(bad)
+        assert args[-1] in line and ("is a file" in line or "a part of that path is a file" in line), line
+    env_bad = cockpit("history", state=afile / "x")  # COCKPIT_STATE_DIR under a file
+    assert env_bad.returncode == 2 and "a part of that path is a file" in one_line_error(env_bad)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3.11"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path(SYSTEM_PYTHON).exists() or not shutil.which("setpriv"),
+    reason="needs root to run the cockpit as another user (nobody)",
+)
+def test_privileged_port_as_a_normal_user_is_a_clear_error() -> None:
+    import site
+    import tempfile
+
+    import cockpit as package
+
+    state = Path(tempfile.mkdtemp(prefix="cockpit-nobody-"))
+    try:
+        state.chmod(0o777)
+        source = str(Path(package.__file__).parent.parent)
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(state), "COCKPIT_STATE_DIR": str(state / "s")}
+        env["PYTHONPATH"] = os.pathsep.join([source, *site.getsitepackages()])
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", SYSTEM_PYTHON, "-m", "cockpit",
+             "demo", "--headless", "--env", "dev", "--version", "1.1.0", "--port-base", "1"],
+            capture_output=True, text=True, timeout=60, env=env, cwd=state,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    assert result.returncode == 2, result.stderr
+    assert "port 1 on 127.0.0.1 is not allowed for this user" in one_line_error(result)

@@ -83,7 +83,8 @@ def test_unknown_key_is_an_error_with_its_line() -> None:
     line = text.splitlines().index("protectd = false") + 1
     assert (
         issue
-        == f"plan.toml:{line}: environments[1].protectd: unknown key 'protectd' (not part of the plan format)"
+        == f"plan.toml:{line}: environments[1].protectd: unknown key 'protectd' (not part of the plan format);"
+        " did you mean 'protected'?"
     )
 
 
@@ -173,3 +174,138 @@ def test_durations_accept_units_and_reject_nonsense() -> None:
     assert plan.strategy.steps()[1].pause.duration == 120.0
     (issue,) = issues_of(GOOD.replace('duration = "30s"', 'duration = "soon"'))
     assert "expected a duration" in issue
+
+
+# --------------------------------------------------------------------------- values that switch safety off
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "expected"),
+    [
+        ('success = ">= 99"', 'success = { op = ">=", threshold = nan }', "success.threshold", "finite"),
+        ('success = ">= 99"', 'success = { op = ">=", threshold = inf }', "success.threshold", "finite"),
+        ("protected = true", 'protected = "off"', "environments[1].protected", "expected true or false"),
+        ("set_weight = 20", 'set_weight = "20"', "steps[0].set_weight", "expected a whole number"),
+        ("set_weight = 20", "set_weight = true", "steps[0].set_weight", "expected a whole number"),
+        ('interval = "2s"', "interval = nan", "checks[0].interval", "finite duration"),
+        ('interval = "2s"', "interval = inf", "checks[0].interval", "finite duration"),
+        ('interval = "2s"', "interval = 0", "checks[0].interval", "greater than 0"),
+        ("port = 18099", "port = 18099\ndrain_timeout = nan", "options.drain_timeout", "finite duration"),
+        ("port = 18099", "port = 18099\nhealth_timeout = 0", "options.health_timeout", "greater than 0"),
+        ("port = 18099", 'port = "18099"', "options.port", "expected a whole number"),
+        ("port = 18099", "port = 18099\ntraffic_rps = nan", "options.traffic_rps", "finite"),
+    ],
+)
+def test_values_that_would_switch_safety_off_are_refused(old: str, new: str, path: str, expected: str) -> None:
+    (issue,) = issues_of(GOOD.replace(old, new, 1))
+    assert path in issue and expected in issue, issue
+
+
+def test_integers_are_still_numbers_and_drain_may_be_zero() -> None:
+    text = GOOD.replace('success = ">= 99"', 'success = { op = ">=", threshold = 99 }').replace(
+        "port = 18099", "port = 18099\ndrain_timeout = 0\ntraffic_rps = 5"
+    )
+    plan = parse_plan(text.replace('interval = "2s"', "interval = 2"))
+    check = plan.analysis.by_name("ok-rate")
+    assert check.success.threshold == 99.0 and check.interval == 2.0
+
+
+@pytest.mark.parametrize("bad", ["25:99", "24:00", "12:60", "7:00", "07:5"])
+def test_freeze_times_are_real_times_of_day(bad: str) -> None:
+    (issue,) = issues_of(GOOD + f'\n[[guardrails.freeze]]\nstart = "{bad}"\nend = "06:00"\n')
+    assert "guardrails.freeze[0].start: expected a time of day as HH:MM (00:00 to 23:59)" in issue
+    plan = parse_plan(GOOD + '\n[[guardrails.freeze]]\nstart = "23:59"\nend = "00:00"\n')
+    assert plan.guardrails.freeze[0].start == "23:59"
+
+
+def test_initial_version_must_be_one_the_backend_has() -> None:
+    text = GOOD.replace('initial_version = "1.0.0"', 'initial_version = "0.9.0"', 1)
+    (issue,) = issues_of(text)
+    line = text.splitlines().index('initial_version = "0.9.0"') + 1
+    assert issue == (
+        f"plan.toml:{line}: environments[0].initial_version: version '0.9.0' is not one of the backend's"
+        " versions (1.0.0, 1.1.0)"
+    )
+
+
+def test_two_local_routers_cannot_share_a_port_but_may_both_pick_a_free_one() -> None:
+    text = GOOD.replace('versions = ["1.0.0", "1.1.0"]\n', 'versions = ["1.0.0", "1.1.0"]\n    port = 18099\n', 1)
+    issues = issues_of(text)
+    assert issues == [
+        f"plan.toml:{text.splitlines().index('    port = 18099', 20) + 1}: environments[1].backend.options.port:"
+        " port 18099 is already used by environment 'dev'; each needs its own (or 0)"
+    ]
+    parse_plan(GOOD.replace("port = 18099", "port = 0"))
+
+
+def test_every_error_is_found_in_one_round() -> None:
+    # A broken model (service.name) no longer hides the adapter options and the cross checks.
+    text = (
+        GOOD.replace('name = "shop"', 'name = "Shop!"')
+        .replace("port = 18099", "port = 18099\nreplicas = true")
+        .replace('initial_version = "1.0.0"', 'initial_version = "0.1.0"', 1)
+    )
+    issues = issues_of(text + '\n[secrets]\ndb = "hunter2-very-secret"\n')
+    paths = [i.split(": ")[1] for i in issues]
+    assert paths == [
+        "service.name",
+        "environments[0].initial_version",
+        "environments[1].backend.options.replicas",
+        "secrets.db",
+    ]
+
+
+def test_unknown_keys_suggest_the_nearest_field() -> None:
+    text = GOOD.replace('interval = "2s"', 'intreval = "2s"').replace("port = 18099", "prot = 18099")
+    issues = issues_of(text)
+    assert any("analysis.checks[0].intreval" in i and i.endswith("did you mean 'interval'?") for i in issues)
+    assert any("backend.options.prot" in i and i.endswith("did you mean 'port'?") for i in issues)
+    (far,) = issues_of(GOOD.replace("protected = true", "protected = true\nzzz = 1"))
+    assert "did you mean" not in far
+
+
+def test_toml_syntax_errors_carry_line_and_column() -> None:
+    (issue,) = issues_of(GOOD.replace("replicas", "x").replace('adapter = "local"', 'adapter "local"', 1))
+    line = GOOD.splitlines().index('  adapter = "local"') + 1
+    assert issue.startswith(f"plan.toml:{line}:11: (plan): not valid TOML: ")
+
+
+def test_secret_values_are_never_echoed_in_any_message() -> None:
+    secret = "s3cr3t-hunter2-value"
+    for pasted in (
+        f'\n[secrets]\ndb = ["{secret}"]\n',
+        "\n[secrets]\ndb = 987654321\n",
+    ):
+        (issue,) = issues_of(GOOD + pasted)
+        assert "secrets.db" in issue and secret not in issue and "987654321" not in issue
+    for old, new in (
+        ("port = 18099", f'port = "{secret}"'),
+        ("port = 18099", f'health_path = "--token={secret}"'),
+        ('versions = ["1.0.0", "1.1.0"]', f'versions = ["{secret}"]'),
+    ):
+        issues = issues_of(GOOD.replace(old, new, 1))
+        assert issues and not any(secret in i for i in issues), issues
+
+
+# --------------------------------------------------------------------------- bounded input
+
+
+def test_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    # A FIFO is tried through a real process in test_cli (a regression would hang, not fail).
+    with pytest.raises(PlanError, match="is a character device, expected a regular"):
+        load_plan("/dev/zero")
+
+
+def test_files_over_one_mib_are_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text(GOOD + "#" * (1 << 20))
+    with pytest.raises(PlanError, match="a plan may be at most 1 MiB"):
+        load_plan(big)
+
+
+def test_text_that_is_not_utf8_is_located(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'[service]\nname = "sh\xffop"\n')
+    with pytest.raises(PlanError) as info:
+        load_plan(bad)
+    assert str(info.value) == f"{bad}:2:11: (plan): not UTF-8 text (byte 0xff)"

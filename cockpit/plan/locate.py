@@ -70,7 +70,10 @@ def _line_map(text: str) -> dict[Loc, int]:
                 table = resolve(keys) + (array_index[key],)
             else:
                 table = resolve(keys)
-            record(table, lineno)
+            # A header also stands for the tables it opens implicitly: [strategy.canary]
+            # is where "strategy" is first written, [[analysis.checks]] where "analysis.checks" is.
+            for end in range(1, len(table) + 1):
+                record(table[:end], lineno)
             continue
         key_match = _KEY.match(line)
         if key_match:

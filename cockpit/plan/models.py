@@ -11,13 +11,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cockpit.units import Duration
+from cockpit.units import Duration, PositiveDuration
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # strict: "off" is not False and "20" is not 20 - a plan that switches a guard off by a
+    # typo must fail, not coerce. Strict mode still takes a TOML integer where a float is due.
+    # allow_inf_nan: nan compares False with everything, so a nan threshold passes any check.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True, allow_inf_nan=False
+    )
 
 
 # --------------------------------------------------------------------------- conditions
@@ -78,7 +84,7 @@ class Check(Strict):
     failure: Condition | None = None
     """The measurement fails when this holds. Without it, failure is "success does not
     hold"; with it, a value where neither holds is Inconclusive (a human decides)."""
-    interval: Duration = 5.0
+    interval: PositiveDuration = 5.0
     """Time between measurements; built-in metrics are measured over this window."""
     count: int = Field(default=3, ge=1, le=1000)
     """Measurements to take; the check succeeds when all are taken within the limits."""
@@ -95,8 +101,6 @@ class Check(Strict):
     def _one_source(self) -> Check:
         if (self.metric is None) == (self.query is None):
             raise ValueError("a check needs exactly one of 'metric' (built-in) or 'query'")
-        if self.interval <= 0:
-            raise ValueError("interval must be greater than 0")
         return self
 
 
@@ -221,7 +225,7 @@ class Backend(Strict):
 class Metrics(Strict):
     source: str = "scrape"
     """Registered metrics source: "scrape" reads the workloads' /metrics directly."""
-    interval: Duration = 1.0
+    interval: PositiveDuration = 1.0
     """How often the screen's live metrics are refreshed."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Options of the metrics source."""
@@ -245,12 +249,19 @@ class Environment(Strict):
 
 
 class FreezeWindow(Strict):
-    start: str = Field(pattern=r"^\d{2}:\d{2}$")
+    start: str = Field(pattern=TIME_OF_DAY)
     """Start of the daily freeze, ``HH:MM`` (UTC)."""
-    end: str = Field(pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(pattern=TIME_OF_DAY)
     """End of the daily freeze, ``HH:MM`` (UTC)."""
     environments: list[str] = Field(default_factory=list)
     """Environments frozen (empty: all)."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FreezeWindow:
+        # start == end is a window that never holds: a freeze that silently freezes nothing.
+        if self.start == self.end:
+            raise ValueError(f"a freeze window from {self.start} to {self.end} is empty; make start and end differ")
+        return self
 
 
 class Guardrails(Strict):

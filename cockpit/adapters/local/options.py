@@ -6,7 +6,7 @@ import string
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cockpit.units import Duration
+from cockpit.units import Duration, PositiveDuration
 
 PLACEHOLDERS = frozenset({"python", "version", "port", "env", "service"})
 DEMO_COMMAND = [
@@ -18,7 +18,9 @@ DEMO_COMMAND = [
 class LocalOptions(BaseModel):
     """Runs each version as real processes on 127.0.0.1 behind a weighted router."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, frozen=True, strict=True, allow_inf_nan=False
+    )
 
     command: list[str] = Field(default_factory=lambda: list(DEMO_COMMAND), min_length=1)
     """Command that starts one replica. Placeholders: ``{python}`` (this interpreter),
@@ -37,7 +39,7 @@ class LocalOptions(BaseModel):
     health_path: str = "/healthz"
     """Path that must answer 200 before a replica is given traffic."""
 
-    health_timeout: Duration = 15.0
+    health_timeout: PositiveDuration = 15.0
     """How long a new replica may take to become healthy before the deploy fails."""
 
     drain_timeout: Duration = 10.0

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cockpit
-from cockpit.adapters.base import PortInUse
+from cockpit.adapters.base import BackendConfigError, PortInUse
 
 MARKER_ENV = "COCKPIT_LOCAL_OWNER"
 PR_SET_PDEATHSIG = 1
@@ -185,7 +185,15 @@ def bind_listener(port: int, env: str) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise PortInUse(f"port {port} on 127.0.0.1 is already in use (environment {env})") from None
-        raise
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            # Ports below 1024 need privileges: a plan error to report, not a crash.
+            raise BackendConfigError(
+                f"port {port} on 127.0.0.1 is not allowed for this user"
+                f" (ports below 1024 need privileges) (environment {env})"
+            ) from None
+        raise BackendConfigError(
+            f"cannot listen on port {port} on 127.0.0.1: {exc.strerror or exc} (environment {env})"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
