@@ -46,10 +46,12 @@ def router_pid(run_dir: Path) -> int:
 async def first_answer(url: str, timeout: float = 10.0) -> tuple[int, float]:
     """The status of one GET to ``url`` and when it was answered (monotonic). Not
     retried: a connection refused or reset is a failure."""
-    async with aiohttp.ClientSession() as s:
-        async with s.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-            await r.read()
-            return r.status, time.monotonic()
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r,
+    ):
+        await r.read()
+        return r.status, time.monotonic()
 
 
 async def tracks(url: str, n: int) -> Counter[str]:
