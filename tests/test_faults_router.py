@@ -251,3 +251,38 @@ async def test_router_survives_a_closed_log_pipe(service: str) -> None:
         assert router.poll() is None
     finally:
         stop(router, demo)
+
+
+@pytest.mark.asyncio
+async def test_a_drain_cut_by_the_routers_death_is_answered_by_the_new_router(service: str) -> None:
+    """The router dies while the cockpit waits on a drain: the request it waited for died
+    with the router, so the restarted router answers the (repeated) drain, not an error."""
+    demo_port = free_port()
+    demo = start_demo(service, "1.0.0", demo_port)
+    upstream = f"http://127.0.0.1:{demo_port}"
+    listen, control = procs.bind_listener(0, "test"), procs.bind_listener(0, "test")
+    async with aiohttp.ClientSession() as session:
+        handle = RouterHandle(
+            env="test", marker=f"{service}/router", token="t", session=session, logs=LogHub("test")
+        )
+        try:
+            await asyncio.gather(wait_http(upstream + "/healthz"), handle.start(listen, control))
+            await handle.put_table([upstream], [], 0)
+            slow = asyncio.ensure_future(session.post(handle.router_url + "/api/orders?sleep=1.5"))
+            for _ in range(100):  # until the router has the POST in flight on the upstream
+                if (await handle.state())["tracks"]["stable"][0]["in_flight"]:
+                    break
+                await asyncio.sleep(0.02)
+            await handle.put_table([], [], 0)
+            drain = asyncio.ensure_future(handle.drain([upstream], 10))
+            await asyncio.sleep(0.2)
+            assert not drain.done()  # waiting for the slow POST
+            os.kill(handle.pid, signal.SIGKILL)
+            result = await asyncio.wait_for(drain, 5)
+            assert result.drained and result.in_flight == {}
+            with pytest.raises(aiohttp.ClientError):
+                await slow  # it died with the router: nothing of it is in flight any more
+        finally:
+            await handle.stop()
+            stop(demo)
+
