@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
 import aiohttp
@@ -143,3 +144,29 @@ async def test_control_api_checks_token_and_input(pair) -> None:
     assert status == 400 and "0..100" in body["error"]
     status, body = await router.control("PUT", "/table", {"stable": ["not a url"]})
     assert status == 400
+
+
+@pytest.mark.asyncio
+async def test_split_is_fair_per_client_when_another_client_interleaves(pair) -> None:
+    """Client A sends 2,000 requests one after the other; between two of A's requests,
+    client B sends four. A shared credit counter would give A the canary every time or
+    never (A is always the 5th request of 5 at weight 20); a draw per request gives A 20 %."""
+    router, (a, b) = pair
+    await router.table([a], [b], 20)
+    seen: collections.Counter[str] = collections.Counter()
+    url = router.url + "/healthz"  # no service-side delay: 10,000 requests stay quick
+    async with aiohttp.ClientSession() as client_a, aiohttp.ClientSession() as client_b:
+
+        async def one(session: aiohttp.ClientSession) -> str:
+            async with session.get(url) as r:
+                await r.read()
+                assert r.status == 200
+                return r.headers[TRACK_HEADER]
+
+        for _ in range(2000):
+            seen[await one(client_a)] += 1
+            await asyncio.gather(*(one(client_b) for _ in range(4)))
+    share = 100 * seen["canary"] / 2000
+    print(f"canary share seen by one client at weight 20: {share:.1f} % of 2000 requests")
+    assert seen["stable"] + seen["canary"] == 2000
+    assert 17 <= share <= 23, seen  # sd 0.9 points: 3 points is 3.4 sd

@@ -100,6 +100,7 @@ class Service:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/", self.index)
         app.router.add_get("/api/orders", self.api_orders)
+        app.router.add_post("/api/orders", self.create_order)
         app.router.add_get("/api/checkout", self.api_checkout)
         return app
 
@@ -160,6 +161,21 @@ class Service:
         await self._behave("/api/orders")
         self.orders += 1
         return web.json_response({"orders": self.orders % 50, "version": self.version})
+
+    async def create_order(self, request: web.Request) -> web.Response:
+        """Not idempotent, so the router never retries it. ``?sleep=S`` (0-10 s) keeps it
+        in flight that long: tests use it to catch a replica stopped under a request."""
+        try:
+            sleep = float(request.query.get("sleep", "0"))
+        except ValueError:
+            sleep = -1.0
+        if not 0 <= sleep <= 10:
+            return web.json_response({"error": "sleep must be 0 to 10 seconds"}, status=400)
+        await request.read()
+        await self._behave("/api/orders")
+        await asyncio.sleep(sleep)
+        self.orders += 1
+        return web.json_response({"order": self.orders, "version": self.version}, status=201)
 
     async def api_checkout(self, request: web.Request) -> web.Response:
         if not await self._behave("/api/checkout"):

@@ -41,7 +41,7 @@ from cockpit.adapters.local import procs, runtime
 from cockpit.adapters.local.control import RouterControl
 from cockpit.adapters.local.logs import LogHub
 from cockpit.adapters.local.options import LocalOptions
-from cockpit.adapters.local.protocol import TOKEN_ENV
+from cockpit.adapters.local.router_handle import RouterHandle
 from cockpit.units import format_duration
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -165,8 +165,8 @@ class LocalBackend(DeployBackend):
         self._marker = f"{ctx.service}/{ctx.env}/{uuid.uuid4().hex}"
         self._token = secrets.token_hex(16)
         self._session: aiohttp.ClientSession | None = None
-        self._control: RouterControl | None = None
-        self._router: ManagedProcess | None = None
+        self._control: RouterControl | RouterHandle | None = None
+        self._router: RouterHandle | None = None
         self._traffic: ManagedProcess | None = None
         self._router_url: str | None = None
         self._stable: list[Replica] = []
@@ -399,9 +399,9 @@ class LocalBackend(DeployBackend):
         assert self._control is not None
         try:
             result = await self._control.drain([r.url for r in replicas], self.options.drain_timeout)
-            if not result.get("drained", True):
+            if not result.drained:
                 self._logs.note(
-                    f"{result.get('in_flight')} request(s) still in flight after "
+                    f"{sum(result.in_flight.values())} request(s) still in flight after "
                     f"{format_duration(self.options.drain_timeout)}; stopping anyway",
                     "warning",
                 )
@@ -497,38 +497,21 @@ class LocalBackend(DeployBackend):
             await asyncio.sleep(min(HEALTH_POLL, max(0.0, deadline - time.monotonic())))
 
     async def _start_router(self, listen: socket.socket, control: socket.socket) -> None:
-        port, control_port = listen.getsockname()[1], control.getsockname()[1]
-        argv = [
-            procs.python(), "-m", "cockpit.adapters.local.router",
-            "--listen-fd", str(listen.fileno()), "--control-fd", str(control.fileno()),
-        ]  # fmt: skip
-        env = procs.child_env(self._marker, {TOKEN_ENV: self._token})
-        try:
-            process = await procs.spawn(argv, env=env, pass_fds=(listen.fileno(), control.fileno()))
-        finally:
-            # The router holds its own copies now; ours would keep the port open after it dies.
-            listen.close()
-            control.close()
-        self._router = ManagedProcess(process, self._logs, lambda: ("router", None))
-        self._router_url = f"http://127.0.0.1:{port}"
+        # The handle keeps the sockets (a dead router's port waits, it is never refused or
+        # taken), restarts the router when it dies and restores its table.
         self._session = self._new_session()
-        self._control = RouterControl(
-            self._session, f"http://127.0.0.1:{control_port}", self._token, self.ctx.env
+        self._router = RouterHandle(
+            env=self.ctx.env,
+            marker=self._marker,
+            token=self._token,
+            session=self._session,
+            logs=self._logs,
+            on_restart=self._write_runtime,  # the runtime file names the new router pid
         )
+        await self._router.start(listen, control)
+        self._control = self._router
+        self._router_url = self._router.router_url
         self._write_runtime()
-        deadline = time.monotonic() + ROUTER_START_TIMEOUT
-        while True:
-            try:
-                await self._control.state(timeout=1.0)
-                return
-            except BackendUnavailable as exc:
-                if not self._router.running or time.monotonic() > deadline:
-                    await self._router.flush()
-                    raise BackendUnavailable(
-                        f"the router of {self.ctx.env} did not start ({exc}; "
-                        f"last stderr line: {self._router.last_stderr or '(none)'})"
-                    ) from None
-                await asyncio.sleep(0.05)
 
     async def _start_traffic(self) -> None:
         assert self._router_url is not None

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -53,8 +54,20 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 def log(level: str, msg: str, **fields: object) -> None:
     record = {"ts": round(time.time(), 3), "level": level, "msg": msg, **fields}
-    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        # Nobody reads our logs any more (the cockpit's pipe is gone): routing matters
+        # more than logging, so keep serving and drop the lines from now on.
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # also stops the flush at exit from failing again
+    os.close(devnull)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
 @dataclass(eq=False)
@@ -90,7 +103,6 @@ class Router:
         self.tracks: dict[str, list[Upstream]] = {STABLE: [], CANARY: []}
         self.weight = 0
         self.table_version = 0
-        self.credit = 0  # smooth weighting: canary gets a request each time credit passes 100
         self.rr = {STABLE: 0, CANARY: 0}
         self.requests = {STABLE: 0, CANARY: 0}
         self.retries = 0
@@ -151,11 +163,10 @@ class Router:
             return STABLE
         if not self.tracks[STABLE] or self.weight >= 100:
             return CANARY
-        self.credit += self.weight
-        if self.credit >= 100:
-            self.credit -= 100
-            return CANARY
-        return STABLE
+        # An independent draw per request: every client sees the weight over its own
+        # requests. A shared counter phase-locks with clients whose requests interleave
+        # regularly (one saw 10 % canary at weight 35 in one run and 60 % in another).
+        return CANARY if random.random() * 100 < self.weight else STABLE
 
     def next_upstream(self, track: str, tried: set[Upstream]) -> tuple[Upstream, str] | None:
         """Round-robin within the chosen track, then the other track; upstreams that
@@ -301,8 +312,11 @@ class Router:
         return web.json_response(self.state())
 
     async def _post_drain(self, request: web.Request) -> web.Response:
-        data = await request.json()
-        timeout = float(data.get("timeout", 10))
+        try:
+            data = await request.json()
+            timeout = float(data.get("timeout", 10))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return web.json_response({"error": f"bad drain request: {exc}"}, status=400)
         ups = [self.upstreams[u] for u in data.get("urls", []) if u in self.upstreams]
         waits = [asyncio.ensure_future(u.idle.wait()) for u in ups if u.in_flight]
         if waits:
@@ -341,11 +355,13 @@ async def serve(args: argparse.Namespace) -> None:
     control_runner = web.AppRunner(router.control_app(), access_log=None, handle_signals=False)
     await proxy_runner.setup()
     await control_runner.setup()
-    await web.SockSite(proxy_runner, listen, backlog=1024).start()
-    await web.SockSite(control_runner, control).start()
     if args.table:
+        # Before accepting: a restarted router must not answer the connections that
+        # waited in the backlog with "no upstream in the routing table".
         table = json.loads(args.table)
         router.apply_table(table.get("stable", []), table.get("canary", []), table.get("weight", 0))
+    await web.SockSite(proxy_runner, listen, backlog=1024).start()
+    await web.SockSite(control_runner, control).start()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -375,6 +391,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", help="initial routing table as JSON")
     parser.add_argument("--read-timeout", type=float, default=60.0, help="upstream read timeout (s)")
     args = parser.parse_args(argv)
+    # A closed log pipe must be an EPIPE that log() handles, never a signal that kills us.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     asyncio.run(serve(args))
 
 
