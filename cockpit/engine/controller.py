@@ -66,6 +66,7 @@ BACKOFF_MAX = 30.0
 class ActionResult:
     ok: bool
     message: str
+    cause: Cause | None = None  # set when refused on observation (health gate) or the journal
 
 
 @dataclass(frozen=True)
@@ -484,11 +485,12 @@ class EnvironmentController:
                 action, "started", reason=reason, detail=transition.note or transition.state.reason
             )
             if unwritten:
-                return ActionResult(False, f"not done, nothing changed: {unwritten}")
+                return ActionResult(False, f"not done, nothing changed: {unwritten}", Cause.JOURNAL_FAILURE)
             try:
                 error = await self._drive(transition, action=action, reason=reason)
             except _GateRefused as gate:
-                return self._refuse(action, reason, f"refused by the health gate: {gate}")
+                refused = self._refuse(action, reason, f"refused by the health gate: {gate}")
+                return replace(refused, cause=Cause.HEALTH_GATE)
             elapsed = (time.monotonic() - started) * 1000
             if error:
                 self._journal_quietly(action, "failed", reason=reason, detail=error, duration_ms=elapsed)
@@ -497,8 +499,17 @@ class EnvironmentController:
             unwritten = self._journal_quietly(action, "ok", reason=reason, detail=done, duration_ms=elapsed)
             if unwritten:
                 await self._journal_lost(unwritten)
-                return ActionResult(False, f"{done}; but the journal failed: {unwritten}")
+                return ActionResult(False, f"{done}; but the journal failed: {unwritten}", Cause.JOURNAL_FAILURE)
         return ActionResult(True, done)
+
+    def record_interruption(self, why: str) -> None:
+        """The cockpit is being stopped mid-way (a signal): the state and the journal say so."""
+        self.state = self.machine.interrupted(self.state, why).state
+        self._changed()
+        self._journal_quietly("interrupted", "info", detail=f"{why} (cause {Cause.INTERRUPTED})")
+
+    def record_timeout(self, why: str) -> None:
+        self._journal_quietly("timeout", "info", detail=why)
 
     def _refuse(self, action: str, reason: str, message: str) -> ActionResult:
         unwritten = self._journal_quietly(action, "refused", reason=reason, detail=message)
