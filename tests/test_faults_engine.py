@@ -374,7 +374,9 @@ async def test_an_interrupted_headless_run_is_journaled_and_reconciled_at_restar
     await until(lambda: session.controller("production").state.phase is Phase.PAUSED)
     os.kill(os.getpid(), signal.SIGINT)
     assert await asyncio.wait_for(run, 10) == 130
-    records = Journal(session.journal.path).records(service=plan.service.name)
+    reader = Journal(session.journal.path, read_only=True)
+    records = reader.records(service=plan.service.name)
+    reader.close()
     interrupted = [r for r in records if r.action == "interrupted"]
     assert len(interrupted) == 1 and interrupted[0].phase == "Paused" and interrupted[0].weight == 20
     assert "cause interrupted" in interrupted[0].detail
@@ -413,5 +415,117 @@ async def test_plan_secrets_are_resolved_at_start_and_a_missing_one_is_a_warning
         assert value not in "".join(r.detail for r in session.journal.records(service=plan.service.name))
         lines = [line.text for line in session.logs.buffers["production"].tail(50)]
         assert any(f"env:{missing}" in text for text in lines)
+    finally:
+        await session.close()
+
+
+# ----------------------------------------------------------------------------- real processes (local)
+
+LOCAL_PLAN = """
+[service]
+name = "{service}"
+
+[[environments]]
+name = "production"
+initial_version = "1.0.0"
+  [environments.backend]
+  adapter = "local"
+    [environments.backend.options]
+    versions = ["1.0.0", "1.1.0", "1.2.0"]
+    replicas = {replicas}
+
+[strategy.canary]
+steps = [{{ set_weight = 20 }}, {{ pause = {{}} }}]
+"""
+
+
+def canary_pids(session: Session) -> list[int]:
+    backend = session.controller("production").backend
+    return [r.proc.pid for r in backend._canary if r.proc is not None]  # type: ignore[attr-defined]
+
+
+async def local_paused(service: str, tmp_path: Path, replicas: int) -> Session:
+    plan = parse_plan(LOCAL_PLAN.format(service=service, replicas=replicas))
+    session = Session(plan, state_dir=tmp_path, user="ann")
+    assert await session.start() == []
+    result = await session.start_rollout("production", "1.1.0")
+    assert result.ok, result.message
+    return session
+
+
+@pytest.mark.asyncio
+async def test_a_dead_canary_is_never_promoted_and_users_see_no_failure(tmp_path: Path, service: str) -> None:
+    session = await local_paused(service, tmp_path, replicas=2)
+    try:
+        controller = session.controller("production")
+        pids = canary_pids(session)
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        await until(lambda: "canary 1.1.0 0/2 ready" in controller.state.warning, timeout=5.0)
+        for act in (lambda: session.promote("production"), lambda: session.promote_full("production")):
+            result = await act()
+            assert not result.ok and result.cause is Cause.HEALTH_GATE
+            assert result.message.startswith("refused by the health gate: canary 1.1.0 0/2 ready"), result.message
+        state = controller.state
+        assert (state.phase, state.stable_version, state.weight) == (Phase.PAUSED, "1.0.0", 20)
+        assert not [r for r in session.journal.records(service=service) if r.outcome == "ok" and "promot" in r.action]
+        assert refusals(session, "promote") and refusals(session, "promote-full")
+        assert all("0/2 ready" in d for d in refusals(session, "promote") + refusals(session, "promote-full"))
+        # The router sends the canary's share back to stable when its replicas refuse connections.
+        view = session.view("production")
+        assert view.url is not None
+        counts = await hit(view.url + "/", 200)
+        assert counts == {"1.0.0": 200}, counts
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_one_dead_canary_replica_of_two_shows_at_once(tmp_path: Path, service: str) -> None:
+    session = await local_paused(service, tmp_path, replicas=2)
+    try:
+        controller = session.controller("production")
+        os.kill(canary_pids(session)[1], signal.SIGKILL)
+        killed = time.monotonic()
+        await until(lambda: "canary 1.1.0 1/2 ready" in controller.state.warning, timeout=5.0)
+        print(f"one dead canary replica shown after {time.monotonic() - killed:.2f}s")
+        from cockpit.ui import render
+
+        assert "canary 1.1.0 1/2 ready" in render.phase(session.view("production"), time.time()).plain
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_abort_is_exit_1_not_3(tmp_path: Path, service: str) -> None:
+    session = await local_paused(service, tmp_path, replicas=1)
+    controller = session.controller("production")
+    router = controller.backend._router  # type: ignore[attr-defined]
+    assert router is not None
+    os.kill(router.pid, signal.SIGSTOP)  # the control API stops answering: the abort times out
+    try:
+        result = await session.abort("production", "no human", cause=Cause.INCONCLUSIVE_HEADLESS)
+        assert not result.ok
+        assert (controller.state.phase, controller.state.cause) == (Phase.DEGRADED, Cause.BACKEND_FAILURE)
+        code, line = await verdict(controller, "1.1.0")
+        assert code == 1, line
+        assert line.startswith("degraded (backend-failure): abort failed: the router"), line
+    finally:
+        os.kill(router.pid, signal.SIGCONT)
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_promote_is_0_only_when_the_backend_shows_it(tmp_path: Path) -> None:
+    session = Session(memory_plan(), state_dir=tmp_path, user="ci")
+    try:
+        await paused_at_20(session)
+        assert (await session.promote_full("production")).ok
+        controller = session.controller("production")
+        assert await verdict(controller, "1.1.0") == (0, "promoted: 1.1.0 serves 100% of production")
+        memory_backend(session).stable = "1.0.0"  # changed behind the cockpit's back
+        code, line = await verdict(controller, "1.1.0")
+        assert code == 1 and line.startswith("error: 1.1.0 was promoted but is not verified: the backend shows"), line
     finally:
         await session.close()
