@@ -529,3 +529,15 @@ async def test_a_promote_is_0_only_when_the_backend_shows_it(tmp_path: Path) -> 
         assert code == 1 and line.startswith("error: 1.1.0 was promoted but is not verified: the backend shows"), line
     finally:
         await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_listener_that_raises_never_stops_the_rollout(tmp_path: Path) -> None:
+    def broken(env: str, note: str, state) -> None:
+        raise OSError("[Errno 32] Broken pipe")
+
+    session = Session(memory_plan(), state_dir=tmp_path, user="ann", on_transition=broken)
+    try:
+        await paused_at_20(session)
+    finally:
+        await session.close()
