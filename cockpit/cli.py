@@ -337,7 +337,17 @@ def rollout(
     timeout: float,
     state_dir: str | None,
 ) -> None:
-    """Roll VERSION out to ENV with PLAN's strategy."""
+    """Roll VERSION out to ENV with PLAN's strategy.
+
+    \b
+    Headless exit codes (from the outcome's cause and a fresh status, never from text):
+      0    promoted, and the backend shows VERSION as stable at 100 %
+      3    aborted by analysis (or inconclusive, no human) and traffic observed on stable
+      2    usage or plan error, or the start was refused
+      1    anything else: failed abort, Degraded, health-gate or crash-loop abort,
+           journal failure, timeout, or an outcome the backend could not confirm
+      130  interrupted (SIGINT/SIGTERM), journaled with the state
+    """
     plan = read_plan(plan_path)
     if env_name not in [e.name for e in plan.environments]:
         fail(

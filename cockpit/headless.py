@@ -1,7 +1,18 @@
 """Run one rollout to its end without a screen (CI/CD), printing one line per transition.
 
-Exit codes: 0 promoted to 100 %, 3 aborted by analysis (or inconclusive with no
-human to decide), 2 usage or plan error (including a refused start), 1 anything else.
+Exit codes come from the rollout's typed cause and from a fresh look at the backend,
+never from reason text, so CI only reads "safe" when it was observed to be:
+
+* ``0`` promoted, verified: the backend shows the new version as stable at 100 %.
+* ``3`` aborted by analysis (or an inconclusive analysis with no human to decide) AND a
+  fresh status shows traffic back on stable (weight 0, no canary, stable healthy).
+* ``2`` usage or plan error, including a refused start.
+* ``1`` anything else, with what is known printed: a failed abort, a Degraded end, a
+  health-gate or crash-loop abort, a journal failure, a timeout, or an outcome that
+  the backend could not confirm.
+* ``130`` interrupted (SIGINT/SIGTERM); the interruption is journaled with the state.
+
+A closed stdout (a pipe whose reader went away) stops the printing, not the rollout.
 """
 
 from __future__ import annotations
@@ -13,24 +24,105 @@ import sys
 import time
 from typing import TextIO
 
-from cockpit.adapters.base import BackendConfigError, VersionNotFound
+from cockpit.adapters.base import BackendConfigError, BackendError, BackendStatus, VersionNotFound
+from cockpit.engine.controller import EnvironmentController
 from cockpit.engine.session import Session
-from cockpit.engine.state import Activity, Phase, RolloutState
+from cockpit.engine.state import Activity, Cause, Outcome, Phase, RolloutState
+from cockpit.secrets import redact
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ANALYSIS = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ANALYSIS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# Only these causes may end in 3 ("traffic on stable"), and only once that is observed.
+ANALYSIS_CAUSES = (Cause.ANALYSIS_FAILED, Cause.INCONCLUSIVE_HEADLESS)
+
+
+class Printer:
+    """Prints lines until the reader goes away (EPIPE); then prints nothing more."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.closed = False
+
+    def __call__(self, line: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(line, file=self.out, flush=True)
+        except (BrokenPipeError, ValueError, OSError):  # ValueError: the file object was closed
+            self.closed = True
 
 
 def transition_printer(out: TextIO, started: float):
+    say = Printer(out)
+
     def emit(env: str, note: str, state: RolloutState) -> None:
         canary = f" canary={state.canary_version}@{state.weight}%" if state.canary_version else ""
-        print(
+        say(
             f"{time.monotonic() - started:6.1f}s {env} {state.phase.value:<11} step {state.step_label:<5}"
-            f" stable={state.stable_version}{canary} | {note}",
-            file=out,
-            flush=True,
+            f" stable={state.stable_version}{canary} | {note}"
         )
 
     return emit
+
+
+def _seen(status: BackendStatus | None, error: str | None) -> str:
+    if status is None:
+        return f"the backend cannot confirm it ({error})"
+    track = status.stable
+    stable = f"stable {track.version} {track.replicas_ready}/{track.replicas_desired} ready" if track else "no stable"
+    canary = f", canary {status.canary.version} at {status.weight}%" if status.canary else ""
+    return f"the backend shows {stable}{canary}"
+
+
+async def verdict(controller: EnvironmentController, version: str) -> tuple[int, str]:
+    """The exit code and its one line for a rollout that has ended, decided on the typed
+    cause and a fresh status (never on what the engine last did)."""
+    state = controller.state
+    status: BackendStatus | None = None
+    error: str | None = None
+    try:
+        status = await controller.backend.status()
+    except BackendError as err:
+        error = redact(str(err))
+    env = controller.env.name
+    if state.phase is Phase.HEALTHY and state.stable_version == version:
+        observed = status.stable.version if status and status.stable else None
+        if status and observed == version and status.canary is None and status.weight == 0:
+            return EXIT_OK, f"promoted: {version} serves 100% of {env}"
+        return EXIT_ERROR, f"error: {version} was promoted but is not verified: {_seen(status, error)}"
+    cause = state.cause.value if state.cause else "unknown cause"
+    if state.phase is Phase.ABORTED and state.cause in ANALYSIS_CAUSES:
+        on_stable = (
+            status is not None
+            and status.weight == 0
+            and status.canary is None
+            and status.stable is not None
+            and status.stable.healthy
+            and status.stable.version == state.stable_version
+        )
+        if on_stable:
+            return EXIT_ANALYSIS, f"aborted: {state.reason}"
+        return EXIT_ERROR, f"error: aborted ({cause}); traffic is not verified on stable: {_seen(status, error)}"
+    return EXIT_ERROR, f"{state.phase.value.lower()} ({cause}): {state.reason}; {_seen(status, error)}"
+
+
+def _ended(state: RolloutState, version: str) -> bool:
+    if state.activity not in (Activity.IDLE, Activity.WAITING):
+        return False
+    if state.phase is Phase.HEALTHY:
+        return state.stable_version == version
+    return state.phase in (Phase.ABORTED, Phase.DEGRADED)
+
+
+def _inconclusive(state: RolloutState) -> bool:
+    """Paused on an inconclusive analysis: a human would decide; headless has none."""
+    view = state.analysis
+    return (
+        state.phase is Phase.PAUSED
+        and state.activity is Activity.IDLE
+        and view is not None
+        and view.step == state.step_index
+        and view.outcome not in (Outcome.RUNNING, Outcome.SUCCESSFUL)
+    )
 
 
 async def run_rollout(
@@ -45,6 +137,7 @@ async def run_rollout(
 ) -> int:
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
+    say = Printer(out)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, interrupted.set)
@@ -64,45 +157,41 @@ async def run_rollout(
         promoted_at: tuple[int, int] | None = None
         while True:
             state = controller.state
-            busy = state.activity not in (Activity.IDLE, Activity.WAITING)
-            if state.phase is Phase.HEALTHY and state.stable_version == version and not busy:
-                print(f"promoted: {version} serves 100% of {env}", file=out, flush=True)
-                return EXIT_OK
-            if state.phase is Phase.ABORTED and not busy:
-                print(f"aborted: {state.reason}", file=out, flush=True)
-                return EXIT_ANALYSIS if state.reason.startswith("analysis failed") else EXIT_ERROR
-            if state.phase is Phase.DEGRADED:
-                print(f"degraded: {state.reason}", file=out, flush=True)
-                return EXIT_ERROR
-            if (
-                state.phase is Phase.PAUSED
-                and state.activity is Activity.IDLE
-                and state.reason.startswith("analysis inconclusive")
-            ):
+            if _ended(state, version):
+                code, line = await verdict(controller, version)
+                say(line)
+                return code
+            if _inconclusive(state):
                 # No human is here to decide: the safe choice is to send traffic back to stable.
-                await session.abort(env, reason="analysis inconclusive; no human in headless mode")
-                await _wait_idle(controller)
-                print(f"aborted: {controller.state.reason}", file=out, flush=True)
-                return EXIT_ANALYSIS
+                why = "analysis inconclusive; no human in headless mode"
+                aborted = await session.abort(env, reason=why, cause=Cause.INCONCLUSIVE_HEADLESS)
+                if not aborted.ok and _inconclusive(controller.state):  # refused: nothing moved
+                    say(f"error: the abort was refused: {aborted.message}")
+                    return EXIT_ERROR
+                continue  # the verdict above decides, on what is then observed
             waiting_for_human = state.phase is Phase.PAUSED and state.paused_until is None
             if waiting_for_human and (state.epoch, state.step_index) != promoted_at:
                 if auto_promote:
                     promoted_at = (state.epoch, state.step_index)
-                    await session.promote(env, reason=reason or "auto-promote (headless)")
+                    promoted = await session.promote(env, reason=reason or "auto-promote (headless)")
+                    if not promoted.ok and promoted.cause is not None:
+                        # Refused on observation (health gate, journal): with no human to
+                        # decide, an automatic step that may not go forward goes back.
+                        await session.abort(env, reason=promoted.message, cause=promoted.cause)
                     continue
                 if promoted_at != (-1, state.step_index):
                     promoted_at = (-1, state.step_index)
-                    print(
-                        "paused until promoted: run with --auto-promote, or promote from the cockpit",
-                        file=out,
-                        flush=True,
-                    )
+                    say("paused until promoted: run with --auto-promote, or promote from the cockpit")
             if interrupted.is_set():
-                print(
-                    f"interrupted: {env} left {state.phase.value} at step {state.step_label}", file=sys.stderr
-                )
-                return 130
+                where = f"{env} left {state.phase.value} at step {state.step_label}"
+                controller.record_interruption(f"SIGINT/SIGTERM in headless mode; {where}")
+                print(f"interrupted: {where}", file=sys.stderr)
+                return EXIT_INTERRUPTED
             if time.monotonic() > deadline:
+                why = f"headless --timeout {timeout:g}s reached in {state.phase.value}"
+                controller.record_timeout(why)
+                if state.in_rollout:  # nobody will finish it: send traffic back to stable
+                    await session.abort(env, reason=why, cause=Cause.TIMEOUT)
                 print(f"error: timed out after {timeout:g}s in {state.phase.value}", file=sys.stderr)
                 return EXIT_ERROR
             with contextlib.suppress(TimeoutError):
@@ -112,9 +201,3 @@ async def run_rollout(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         await session.close()
-
-
-async def _wait_idle(controller, limit: float = 60.0) -> None:
-    end = time.monotonic() + limit
-    while controller.state.activity is not Activity.IDLE and time.monotonic() < end:
-        await asyncio.sleep(0.1)

@@ -8,7 +8,10 @@ canary first; every failure is a typed :class:`BackendError`. On top, tests can:
 * set it **down** (``backend.down = True``): every call raises BackendUnavailable;
 * make calls **hang** (``backend.hang("deploy_canary")``) until ``backend.release()``;
 * push log lines (``backend.emit(...)``); the backend also logs its own actions,
-  deterministically (no timer), so a snapshot's log pane is always the same.
+  deterministically (no timer), so a snapshot's log pane is always the same;
+* make a track **sick** (``backend.sick(Track.CANARY, ready=0, crash_loop=True)``): its
+  status reports it until a new deploy of that track; ``status_fails`` makes only
+  ``status()`` raise; ``explode("set_weight")`` raises a non-backend error (an engine bug).
 
 Metric values are fixed per version (``1.2.0`` fails analysis by default); with
 ``wave = true`` they move a little over time, for screenshots and benchmarks.
@@ -21,6 +24,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,6 +98,9 @@ class MemoryBackend(DeployBackend):
         self._sink: LogSink | None = None
         self._hung: set[str] = set()
         self._release = asyncio.Event()
+        self._sick: dict[Track, TrackStatus] = {}  # observed health overrides, by track
+        self._exploding: set[str] = set()
+        self.status_fails = False
         MemoryBackend.instances[ctx.service, ctx.env] = self
 
     # ------------------------------------------------------------------ test controls
@@ -102,6 +109,22 @@ class MemoryBackend(DeployBackend):
         """Make these methods await until :meth:`release` (a slow platform)."""
         self._hung.update(methods)
         self._release = asyncio.Event()
+
+    def sick(self, track: Track, ready: int, crash_loop: bool = False, problem: str = "") -> None:
+        """Report ``track`` with only ``ready`` replicas ready (and a crash loop) from now on."""
+        n = self.options.replicas
+        self._sick[track] = TrackStatus("", n, ready, restarts=1, crash_loop=crash_loop, problem=problem)
+
+    def explode(self, *methods: str) -> None:
+        """Make these methods raise a RuntimeError: not a BackendError, an unexpected bug."""
+        self._exploding.update(methods)
+
+    def _track(self, track: Track, version: str | None) -> TrackStatus | None:
+        if version is None:
+            return None
+        sick = self._sick.get(track)
+        n = self.options.replicas
+        return TrackStatus(version, n, n) if sick is None else replace(sick, version=version)
 
     def release(self) -> None:
         self._hung.clear()
@@ -136,6 +159,10 @@ class MemoryBackend(DeployBackend):
             raise BackendUnavailable(f"memory backend {self.ctx.env} is down (connection refused)")
         if self.closed and method != "start":
             raise BackendUnavailable(f"memory backend {self.ctx.env} is closed")
+        if method in self._exploding:
+            raise RuntimeError(f"memory backend {method} exploded")
+        if method == "status" and self.status_fails:
+            raise BackendUnavailable(f"memory backend {self.ctx.env}: status timed out")
 
     # ------------------------------------------------------------------ the contract
 
@@ -160,10 +187,9 @@ class MemoryBackend(DeployBackend):
 
     async def status(self) -> BackendStatus:
         await self._enter("status")
-        n = self.options.replicas
         return BackendStatus(
-            stable=TrackStatus(self.stable, n, n) if self.stable else None,
-            canary=TrackStatus(self.canary, n, n) if self.canary else None,
+            stable=self._track(Track.STABLE, self.stable),
+            canary=self._track(Track.CANARY, self.canary),
             weight=self.weight,
             url=self.options.url,
         )
@@ -176,6 +202,7 @@ class MemoryBackend(DeployBackend):
         await self._enter("deploy_canary")
         if version not in self.options.versions:
             raise VersionNotFound(f"version {version} does not exist")
+        self._sick.pop(Track.CANARY, None)
         self.canary, self.weight = version, 0
         self._log("started", Track.CANARY, version=version, replicas=self.options.replicas)
 
@@ -194,6 +221,9 @@ class MemoryBackend(DeployBackend):
             raise BackendError("there is no canary to promote")
         self._log("stopping: finishing in-flight requests", Track.STABLE, version=self.stable)
         self.stable, self.canary, self.weight = self.canary, None, 0
+        self._sick.pop(Track.STABLE, None)  # the old stable is gone; the canary's health moves with it
+        if (sick := self._sick.pop(Track.CANARY, None)) is not None:
+            self._sick[Track.STABLE] = sick
         self._log("promoted to stable", Track.STABLE, version=self.stable)
 
     async def remove_canary(self) -> None:
@@ -202,12 +232,14 @@ class MemoryBackend(DeployBackend):
         if self.canary:
             self._log("canary removed", None, level="warning", canary=self.canary)
         self.canary = None
+        self._sick.pop(Track.CANARY, None)
 
     async def deploy_stable(self, version: str) -> None:
         await self._enter("deploy_stable")
         if version not in self.options.versions:
             raise VersionNotFound(f"version {version} does not exist")
         self.canary, self.weight, self.stable = None, 0, version
+        self._sick.clear()
         self._log("started", Track.STABLE, version=version, replicas=self.options.replicas)
 
     def attach_log_sink(self, sink: LogSink) -> None:

@@ -145,7 +145,7 @@ def test_headless_demo_good_release_promotes_within_60s(tmp_path: Path) -> None:
     assert any("step 3/6: analysis" in line for line in lines)
     history = cockpit("history", "--demo", "--json", state=tmp_path)
     records = [json.loads(line) for line in history.stdout.splitlines()]
-    rollout = next(r for r in records if r["action"] == "rollout")
+    rollout = next(r for r in records if r["action"] == "rollout" and r["outcome"] != "started")
     assert rollout["outcome"] == "ok" and rollout["user"] and rollout["reason"] == "headless demo rollout"
 
 

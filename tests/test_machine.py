@@ -17,7 +17,7 @@ from cockpit.engine.machine import (
     Transition,
     WaitPause,
 )
-from cockpit.engine.state import Activity, AnalysisView, Outcome, Phase, Revision, RolloutState
+from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Phase, Revision, RolloutState
 from cockpit.plan.models import AnalysisStep, Pause, Step
 
 STEPS = [
@@ -338,3 +338,34 @@ def test_resume_token_names_are_checked(machine: RolloutMachine) -> None:
     state = healthy(machine)
     with pytest.raises(ValueError):
         machine.resume(state, Resume(state.epoch, 0, "bogus"), NOW)
+
+
+# ----------------------------------------------------------------------------- causes
+
+
+def test_every_way_off_the_normal_path_carries_its_cause(machine: RolloutMachine) -> None:
+    t = at_step(machine, 2)
+    failed = machine.analysis_finished(t.state, t.then, AnalysisView(2, Outcome.FAILED, (), "x"), NOW)
+    assert failed.state.cause is Cause.ANALYSIS_FAILED
+    # The abort's own effects fail: traffic is not known to be on stable any more.
+    degraded = machine.failed(failed.state, failed.then, "router timeout")
+    assert (degraded.state.phase, degraded.state.cause) == (Phase.DEGRADED, Cause.BACKEND_FAILURE)
+    assert degraded.state.reason.startswith("abort failed: router timeout")
+    by_user = machine.abort(at_step(machine, 1).state, "aborted by ann")
+    assert by_user.state.cause is Cause.ABORTED_BY_USER
+    gate = machine.stop(at_step(machine, 1).state, "health gate: canary 0/2 ready", Cause.HEALTH_GATE)
+    assert gate is not None and gate.state.cause is Cause.HEALTH_GATE
+    assert gate.effects == (SetWeight(0), RemoveCanary())
+    assert machine.stop(healthy(machine), "x", Cause.CRASH_LOOP) is None  # nothing to abort
+    assert machine.stop(gate.state, "x", Cause.CRASH_LOOP) is None  # already aborting
+    # A new rollout starts with a clean slate.
+    done = finish(machine, gate)
+    assert machine.retry(done.state, VERSIONS, NOW).state.cause is None
+
+
+def test_a_stable_crash_loop_degrades_and_recovers(machine: RolloutMachine) -> None:
+    t = machine.stable_crash_loop(healthy(machine), "replica #1 exited 5 times")
+    assert t is not None and (t.state.phase, t.state.cause) == (Phase.DEGRADED, Cause.CRASH_LOOP)
+    back = machine.stable_recovered(t.state)
+    assert back is not None and back.state.phase is Phase.HEALTHY and back.state.cause is None
+    assert machine.stable_crash_loop(at_step(machine, 1).state, "x") is None  # a rollout is on

@@ -6,6 +6,13 @@ abort pressed while a deploy is under way runs right after it, against the
 state as it then is. Pauses and analyses run as cancellable tasks; their
 reports carry the epoch and step they belong to, so a late report after an
 abort is ignored instead of undoing it.
+
+The engine acts on what it observes, never on what it last did: every move of
+traffic towards the canary and every promote is preceded, under the lock, by a
+fresh ``backend.status()``, and goes ahead only when the canary is observed
+healthy and running the expected version (see :meth:`_gate`). Every intent is
+journaled before its work starts; a journal that cannot be written stops the
+rollout moving forward. Every background task ends in a visible state.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cockpit.adapters.base import (
     BackendError,
@@ -25,10 +33,12 @@ from cockpit.adapters.base import (
     DeployBackend,
     MetricsSource,
     MetricsWindow,
+    TrackStatus,
 )
 from cockpit.engine.analysis import run_analysis
-from cockpit.engine.journal import Journal
+from cockpit.engine.journal import Journal, JournalWriteError
 from cockpit.engine.machine import (
+    BACKEND_EFFECTS,
     DeployCanary,
     DeployStable,
     Effect,
@@ -42,7 +52,7 @@ from cockpit.engine.machine import (
     Transition,
     WaitPause,
 )
-from cockpit.engine.state import AnalysisView, Outcome, Phase, Revision, RolloutState
+from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Phase, Revision, RolloutState
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
 
@@ -56,6 +66,7 @@ BACKOFF_MAX = 30.0
 class ActionResult:
     ok: bool
     message: str
+    cause: Cause | None = None  # set when refused on observation (health gate) or the journal
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,24 @@ class EnvView:
 
 
 TransitionListener = Callable[[str, str, RolloutState], None]
+
+
+class _GateRefused(Exception):
+    """The health gate refused the first traffic move of a user intent: nothing changed."""
+
+
+class _GateClosed(Exception):
+    """The health gate closed between two effects of one transition: stop and go back."""
+
+
+def describe_track(name: str, track: TrackStatus) -> str:
+    """``canary 1.1.0 1/2 ready: replica #2 exited with code 1`` - one line, as observed."""
+    line = f"{name} {track.version} {track.replicas_ready}/{track.replicas_desired} ready"
+    if track.crash_loop:
+        line += ", crash-looping"
+    elif track.restarts:
+        line += f", {track.restarts} restart{'s' if track.restarts != 1 else ''}"
+    return f"{line}: {track.problem}" if track.problem else line
 
 
 @dataclass
@@ -129,6 +158,7 @@ class EnvironmentController:
         self._listeners: list[TransitionListener] = [on_transition] if on_transition else []
         self._change_listeners: list[Callable[[], None]] = []
         self._closing = False
+        self._stop_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ views and listeners
 
@@ -195,14 +225,28 @@ class EnvironmentController:
             revision=s.revision,
         )
 
+    def _journal_quietly(self, action: str, outcome: str, **fields: object) -> str | None:
+        """Journal a record whose loss must not stop what happens next (a refusal, an outcome
+        already reached); returns the error, also logged, when the journal cannot be written."""
+        try:
+            self._journal(action, outcome, **fields)  # type: ignore[arg-type]
+        except JournalWriteError as err:
+            log.error("%s: %s", self.env.name, err)
+            return redact(str(err))
+        return None
+
     async def start(self, attach: bool = False) -> None:
         """Start (or attach to) the backend, reconcile with the journal, begin polling.
-        Raises :class:`BackendError` when the backend cannot be brought up."""
+        Raises :class:`BackendError` when the backend cannot be brought up (or the journal
+        cannot record that it was: nothing is started without a record)."""
         if not self.state.revisions:
             initial = Revision(1, self.state.stable_version, time.time(), self.user)
-            self.journal.add_revision(self.service, self.env.name, initial)
-            self.state = replace(self.state, revisions=(initial,))
-            self._journal("initial", "ok", detail=f"stable {initial.version} is revision 1")
+            try:
+                self.journal.add_revision(self.service, self.env.name, initial)
+                self.state = replace(self.state, revisions=(initial,))
+                self._journal("initial", "ok", detail=f"stable {initial.version} is revision 1")
+            except JournalWriteError as err:
+                raise BackendError(f"not started: {err}") from None
         if attach:
             await self.backend.attach()
         else:
@@ -214,10 +258,30 @@ class EnvironmentController:
         except BackendError as err:
             self._poll.error = str(err)
         self._reconcile()
-        self._tasks.append(asyncio.create_task(self._status_loop(), name=f"status-{self.env.name}"))
+        self._tasks.append(self._spawn(self._status_loop(), f"status-{self.env.name}"))
         if self.metrics is not None:
-            self._tasks.append(asyncio.create_task(self._metrics_loop(), name=f"metrics-{self.env.name}"))
+            self._tasks.append(self._spawn(self._metrics_loop(), f"metrics-{self.env.name}"))
         self._changed()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A background task whose failure becomes a visible state, never a lost exception."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("%s: task %s died", self.env.name, task.get_name(), exc_info=exc)
+        if self._closing:
+            return
+        error = redact(f"{task.get_name()} stopped: {type(exc).__name__}: {exc}")
+        self._set_state_safely(self.machine.crashed(self.state, error))
+
+    def _set_state_safely(self, transition: Transition) -> None:
+        """Apply an in-memory transition (no effects) outside a drive; its journal write may fail."""
+        self._set_state(transition.state, transition.note, "auto")
 
     def start_failed(self, error: BackendError) -> None:
         """Record a failed start; the column shows it until :meth:`keep_trying` succeeds."""
@@ -241,17 +305,17 @@ class EnvironmentController:
                     self.start_failed(err)
                 else:
                     self._poll.error, self._poll.retry_at, self._poll.failures = None, None, 0
-                    self._journal("connect", "ok", detail=f"{self.env.name} is up again")
+                    self._journal_quietly("connect", "ok", detail=f"{self.env.name} is up again")
                     self._changed()
 
-        self._tasks.append(asyncio.create_task(retry(), name=f"start-retry-{self.env.name}"))
+        self._tasks.append(self._spawn(retry(), f"start-retry-{self.env.name}"))
 
     def _reconcile(self) -> None:
         """Make the state agree with the journal and what the backend really runs."""
         snapshot = self.journal.last_snapshot(self.service, self.env.name)
         status = self._poll.status
         if status and status.stable and status.stable.version != self.state.stable_version:
-            self._journal(
+            self._journal_quietly(
                 "reconcile",
                 "info",
                 detail=(
@@ -285,14 +349,17 @@ class EnvironmentController:
                 ),
             )
         elif was in (Phase.PROGRESSING, Phase.PAUSED):
+            # Cut off by a kill or a signal: say so with its cause, in the state and the journal.
             self.state = replace(
                 self.state,
                 phase=Phase.ABORTED,
                 target_version=snapshot.target_version,
                 step_index=step,
+                cause=Cause.INTERRUPTED,
                 reason=(
-                    f"the cockpit stopped during the rollout of {snapshot.target_version} (step {step + 1});"
-                    f" the canary is gone, traffic is on stable {self.state.stable_version}; R retries"
+                    f"interrupted: the cockpit stopped during the rollout of {snapshot.target_version}"
+                    f" (step {step + 1}); the canary is gone, traffic is on stable"
+                    f" {self.state.stable_version}; R retries"
                 ),
             )
         else:
@@ -304,7 +371,8 @@ class EnvironmentController:
             )
             if was is Phase.DEGRADED:
                 self.state = replace(self.state, phase=Phase.ABORTED)
-        self._journal("reconcile", "info", detail=self.state.reason)
+        cause = f" (cause {self.state.cause})" if self.state.cause else ""
+        self._journal_quietly("reconcile", "info", detail=self.state.reason + cause)
 
     async def close(self) -> None:
         self._closing = True
@@ -328,6 +396,7 @@ class EnvironmentController:
                 self._poll.status = await self.backend.status()
                 if self._poll.error is not None:
                     self._poll.error, self._poll.retry_at, self._poll.failures = None, None, 0
+                self._observe(self._poll.status)
             except BackendError as err:
                 self._poll.failures += 1
                 delay = self._backoff()
@@ -335,6 +404,48 @@ class EnvironmentController:
                 self._poll.retry_at = time.time() + delay
             self._changed()
             await asyncio.sleep(delay)
+
+    def _observe(self, status: BackendStatus) -> None:
+        """Fold one status poll into the state: what is wrong shows at once, a canary that
+        crash-loops aborts the rollout, a stable that crash-loops is Degraded."""
+        s = self.state
+        canary = status.canary
+        watching = (
+            s.in_rollout
+            and s.canary_version is not None
+            and canary is not None
+            and s.activity not in (Activity.DEPLOYING, Activity.ABORTING, Activity.ROLLING_BACK)
+        )
+        warning = ""
+        if watching:
+            assert canary is not None
+            warning = "" if canary.healthy else describe_track("canary", canary)
+            if canary.crash_loop:
+                self._stop_soon(f"crash loop: {warning}", Cause.CRASH_LOOP)
+        elif not s.in_rollout and status.stable is not None:
+            stable = status.stable
+            turn = (
+                self.machine.stable_crash_loop(s, stable.problem)
+                if stable.crash_loop
+                else self.machine.stable_recovered(s)
+            )
+            if turn is not None:
+                self._set_state_safely(turn)
+            if not stable.healthy:
+                warning = describe_track("stable", stable)
+        self.state = self.machine.observed(self.state, warning)
+
+    def _stop_soon(self, reason: str, cause: Cause) -> None:
+        """Abort the rollout from a poll, under the lock, once (the poll itself never waits)."""
+        if self._stop_task is not None and not self._stop_task.done():
+            return
+
+        async def stop() -> None:
+            async with self._lock:
+                await self._drive(self.machine.stop(self.state, reason, cause))
+
+        self._stop_task = self._spawn(stop(), f"stop-{self.env.name}")
+        self._tasks.append(self._stop_task)
 
     async def _metrics_loop(self) -> None:
         assert self.metrics is not None
@@ -356,31 +467,58 @@ class EnvironmentController:
     async def act(
         self, action: str, decide: Callable[[RolloutState], Transition], reason: str = ""
     ) -> ActionResult:
-        """Apply one user intent: decide against the current state, journal, run its effects."""
+        """Apply one user intent: decide against the current state, journal that it starts,
+        run its effects (gated on observation), journal how it ended."""
         started = time.monotonic()
         if not self.started:
             message = f"{self.env.name} is not connected: {self._poll.error or 'backend not started'}"
-            self._journal(action, "refused", reason=reason, detail=message)
-            return ActionResult(False, message)
+            return self._refuse(action, reason, message)
         if self.env.protected and not reason.strip():
-            message = f"{self.env.name} is protected: a reason is required"
-            self._journal(action, "refused", reason=reason, detail=message)
-            return ActionResult(False, message)
+            return self._refuse(action, reason, f"{self.env.name} is protected: a reason is required")
         async with self._lock:
             try:
                 transition = decide(self.state)
             except Refused as err:
-                self._journal(action, "refused", reason=reason, detail=str(err))
-                return ActionResult(False, str(err))
-            error = await self._drive(transition, action=action, reason=reason)
-        elapsed = (time.monotonic() - started) * 1000
-        if error:
-            self._journal(action, "failed", reason=reason, detail=error, duration_ms=elapsed)
-            return ActionResult(False, error)
-        self._journal(
-            action, "ok", reason=reason, detail=transition.note or self.state.reason, duration_ms=elapsed
-        )
-        return ActionResult(True, transition.note or self.state.reason)
+                return self._refuse(action, reason, str(err))
+            # The record comes first: an action that cannot be journaled is not taken.
+            unwritten = self._journal_quietly(
+                action, "started", reason=reason, detail=transition.note or transition.state.reason
+            )
+            if unwritten:
+                return ActionResult(False, f"not done, nothing changed: {unwritten}", Cause.JOURNAL_FAILURE)
+            try:
+                error = await self._drive(transition, action=action, reason=reason)
+            except _GateRefused as gate:
+                refused = self._refuse(action, reason, f"refused by the health gate: {gate}")
+                return replace(refused, cause=Cause.HEALTH_GATE)
+            elapsed = (time.monotonic() - started) * 1000
+            if error:
+                self._journal_quietly(action, "failed", reason=reason, detail=error, duration_ms=elapsed)
+                return ActionResult(False, error)
+            done = transition.note or self.state.reason
+            unwritten = self._journal_quietly(action, "ok", reason=reason, detail=done, duration_ms=elapsed)
+            if unwritten:
+                await self._journal_lost(unwritten)
+                return ActionResult(False, f"{done}; but the journal failed: {unwritten}", Cause.JOURNAL_FAILURE)
+        return ActionResult(True, done)
+
+    def record_interruption(self, why: str) -> None:
+        """The cockpit is being stopped mid-way (a signal): the state and the journal say so."""
+        self.state = self.machine.interrupted(self.state, why).state
+        self._changed()
+        self._journal_quietly("interrupted", "info", detail=f"{why} (cause {Cause.INTERRUPTED})")
+
+    def record_timeout(self, why: str) -> None:
+        self._journal_quietly("timeout", "info", detail=why)
+
+    def _refuse(self, action: str, reason: str, message: str) -> ActionResult:
+        unwritten = self._journal_quietly(action, "refused", reason=reason, detail=message)
+        return ActionResult(False, message + (f" (and the journal failed: {unwritten})" if unwritten else ""))
+
+    async def _journal_lost(self, error: str) -> None:
+        """The journal failed mid-rollout: stop moving traffic forward. Must hold the lock."""
+        if self.state.in_rollout:
+            await self._drive(self.machine.stop(self.state, f"journal failure: {error}", Cause.JOURNAL_FAILURE))
 
     def decider(
         self,
@@ -390,6 +528,7 @@ class EnvironmentController:
         weight: int | None = None,
         revision: int | None = None,
         reason: str = "",
+        cause: Cause = Cause.ABORTED_BY_USER,
     ) -> Callable[[RolloutState], Transition]:
         """The machine's pure decision for ``action``; raises :class:`Refused` when applied
         to a state in which the action is illegal."""
@@ -403,7 +542,7 @@ class EnvironmentController:
                 return m.promote_full
             case "abort":
                 why = f"aborted by {self.user}" + (f": {reason}" if reason else "")
-                return lambda s: m.abort(s, why)
+                return lambda s: m.abort(s, why, cause)
             case "retry":
                 return lambda s: m.retry(s, self.versions, time.time())
             case "set-weight":
@@ -432,8 +571,8 @@ class EnvironmentController:
     async def promote_full(self, reason: str = "") -> ActionResult:
         return await self.act("promote-full", self.decider("promote-full"), reason)
 
-    async def abort(self, reason: str = "") -> ActionResult:
-        return await self.act("abort", self.decider("abort", reason=reason), reason)
+    async def abort(self, reason: str = "", cause: Cause = Cause.ABORTED_BY_USER) -> ActionResult:
+        return await self.act("abort", self.decider("abort", reason=reason, cause=cause), reason)
 
     async def retry(self, reason: str = "") -> ActionResult:
         return await self.act("retry", self.decider("retry"), reason)
@@ -446,19 +585,34 @@ class EnvironmentController:
 
     # ------------------------------------------------------------------ running effects
 
-    def _set_state(self, new: RolloutState, note: str, action: str) -> None:
+    def _set_state(self, new: RolloutState, note: str, action: str) -> str | None:
+        """Make ``new`` the state and record it. Returns the error when the journal could
+        not be written (the state is set anyway: it is what is true)."""
         old = self.state
+        # The warning is owned by observation: a transition computed before the last poll
+        # must not wipe what that poll saw, while a canary is still on.
+        if new.in_rollout and new.canary_version is not None and new.canary_version == old.canary_version:
+            new = replace(new, warning=old.warning)
         self.state = new
         if new.epoch != old.epoch or new.step_index != old.step_index:
             self._cancel_step_task()
-        if new.revision != old.revision and new.revisions:
-            self.journal.add_revision(self.service, self.env.name, new.revisions[-1])
-        if note:
-            if action == "auto":  # an intent's own first step is journaled by act() with its outcome
+        unwritten = None
+        try:
+            if new.revision != old.revision and new.revisions:
+                self.journal.add_revision(self.service, self.env.name, new.revisions[-1])
+            if note and action == "auto":  # an intent's own first step is journaled by act()
                 self._journal("auto", "info", detail=note, user=f"cockpit ({self.user})")
+        except JournalWriteError as err:
+            log.error("%s: %s", self.env.name, err)
+            unwritten = redact(str(err))
+        if note:
             for listener in self._listeners:
-                listener(self.env.name, note, new)
+                try:
+                    listener(self.env.name, note, new)
+                except Exception:  # a broken listener (a closed stdout) never stops the rollout
+                    log.exception("%s: transition listener failed", self.env.name)
         self._changed()
+        return unwritten
 
     def _cancel_step_task(self) -> None:
         task = self._step_task
@@ -484,25 +638,74 @@ class EnvironmentController:
         with contextlib.suppress(BackendError):
             self._poll.status = await self.backend.status()
 
+    def _moves_forward(self, effect: Effect) -> bool:
+        """Does ``effect`` send more traffic to the canary (what the health gate guards)?"""
+        return isinstance(effect, PromoteCanary) or (
+            isinstance(effect, SetWeight) and effect.weight > self.state.weight
+        )
+
+    async def _gate(self, expected: str | None) -> str | None:
+        """Observe the canary right now: ``None`` when it may take more traffic, otherwise
+        what was seen. A status that cannot be read closes the gate (never a silent pass)."""
+        try:
+            status = await self.backend.status()
+        except BackendError as err:
+            return f"the status cannot be read: {redact(str(err))}"
+        self._poll.status = status
+        canary = status.canary
+        if canary is None:
+            return "no canary is running"
+        if expected is not None and canary.version != expected:
+            return f"the canary runs {canary.version}, not {expected}"
+        if not canary.healthy:
+            seen = describe_track("canary", canary)
+            self.state = self.machine.observed(self.state, seen)
+            return seen
+        return None
+
     async def _drive(
         self, transition: Transition | None, action: str = "auto", reason: str = ""
     ) -> str | None:
         """Run transitions until one waits (pause, analysis) or ends. Must hold the lock.
-        Returns the error message of a failed backend effect, if any."""
+        Returns the error message of a failed backend effect, if any. Raises
+        :class:`_GateRefused` (nothing changed) when the health gate refuses the intent's
+        first traffic move; an automatic step refused by the gate aborts the rollout."""
         error: str | None = None
         while transition is not None and not self._closing:
-            self._set_state(transition.state, transition.note, action)
+            first = next((e for e in transition.effects if isinstance(e, BACKEND_EFFECTS)), None)
+            if first is not None and self._moves_forward(first):
+                expected = transition.state.canary_version or transition.state.target_version
+                problem = await self._gate(expected)
+                if problem and action != "auto":
+                    raise _GateRefused(problem)
+                if problem:
+                    transition = self.machine.stop(self.state, f"health gate: {problem}", Cause.HEALTH_GATE)
+                    continue
+            unwritten = self._set_state(transition.state, transition.note, action)
             action = "auto"  # what follows an intent's first step happens on its own
+            if unwritten and transition.state.in_rollout:
+                # Without a record, traffic only moves back to stable.
+                transition = self.machine.stop(
+                    self.state, f"journal failure: {unwritten}", Cause.JOURNAL_FAILURE
+                )
+                continue
             token = transition.then
             try:
                 for effect in transition.effects:
                     if isinstance(effect, WaitPause | RunAnalysis):
                         self._start_step_task(effect, token)
-                    else:
-                        await self._apply(effect)
+                        continue
+                    if effect is not first and self._moves_forward(effect):
+                        problem = await self._gate(self.state.canary_version or self.state.target_version)
+                        if problem:
+                            raise _GateClosed(problem)
+                    await self._apply(effect)
             except BackendError as err:
                 error = redact(str(err))
                 transition = self.machine.failed(self.state, token, error) if token else None
+                continue
+            except _GateClosed as gate:
+                transition = self.machine.stop(self.state, f"health gate: {gate}", Cause.HEALTH_GATE)
                 continue
             if token is None or any(isinstance(e, WaitPause | RunAnalysis) for e in transition.effects):
                 break
@@ -519,13 +722,9 @@ class EnvironmentController:
         if isinstance(effect, WaitPause):
             if effect.seconds is None:
                 return  # waits for a promote
-            self._step_task = asyncio.create_task(
-                self._pause(effect.seconds, token), name=f"pause-{self.env.name}"
-            )
+            self._step_task = self._spawn(self._pause(effect.seconds, token), f"pause-{self.env.name}")
         else:
-            self._step_task = asyncio.create_task(
-                self._analyse(effect.checks, token), name=f"analysis-{self.env.name}"
-            )
+            self._step_task = self._spawn(self._analyse(effect.checks, token), f"analysis-{self.env.name}")
 
     async def _pause(self, seconds: float, token: Resume) -> None:
         await asyncio.sleep(seconds)

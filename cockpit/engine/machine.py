@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from cockpit.engine.state import Activity, AnalysisView, Outcome, Phase, Revision, RolloutState
+from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Phase, Revision, RolloutState
 from cockpit.plan.models import Step
 
 
@@ -167,7 +167,7 @@ class RolloutMachine:
             note=running.reason,
         )
 
-    def _abort(self, state: RolloutState, reason: str, by_analysis: bool = False) -> Transition:
+    def _abort(self, state: RolloutState, reason: str, cause: Cause) -> Transition:
         aborting = replace(
             state,
             phase=Phase.ABORTED,
@@ -175,8 +175,10 @@ class RolloutMachine:
             epoch=state.epoch + 1,
             paused_until=None,
             reason=reason,
+            cause=cause,
         )
-        note = f"{reason}: aborting" if by_analysis else f"aborting ({reason})"
+        by_user = cause is Cause.ABORTED_BY_USER
+        note = f"aborting ({reason})" if by_user else f"{reason}: aborting"
         return Transition(
             aborting,
             (SetWeight(0), RemoveCanary()),
@@ -209,6 +211,8 @@ class RolloutMachine:
             epoch=state.epoch + 1,
             analysis=None,
             paused_until=None,
+            cause=None,
+            warning="",
             reason=f"deploying canary {version}",
         )
         return Transition(
@@ -253,12 +257,64 @@ class RolloutMachine:
             note="full promote",
         )
 
-    def abort(self, state: RolloutState, reason: str) -> Transition:
+    def abort(self, state: RolloutState, reason: str, cause: Cause = Cause.ABORTED_BY_USER) -> Transition:
         if state.phase is Phase.HEALTHY or (state.phase is Phase.ABORTED and state.canary_version is None):
             raise Refused(f"nothing to abort: {state.env} is {state.phase.value}")
         if state.activity in (Activity.ABORTING, Activity.ROLLING_BACK):
             raise Refused(f"{state.env} is already {state.activity.value}")
-        return self._abort(state, reason)
+        return self._abort(state, reason, cause)
+
+    def stop(self, state: RolloutState, reason: str, cause: Cause) -> Transition | None:
+        """An automatic abort (health gate, crash loop, journal failure): traffic back to
+        stable. ``None`` when there is nothing left to abort or an abort is under way."""
+        if not state.in_rollout and state.canary_version is None:
+            return None
+        if state.activity in (Activity.ABORTING, Activity.ROLLING_BACK):
+            return None
+        return self._abort(state, reason, cause)
+
+    def crashed(self, state: RolloutState, error: str) -> Transition:
+        """A background task of the engine died: say so loudly instead of waiting forever.
+        The epoch grows so any timer of the old path is ignored."""
+        where = f"; canary {state.canary_version} at {state.weight}%" if state.canary_version else ""
+        degraded = replace(
+            state,
+            phase=Phase.DEGRADED,
+            activity=Activity.IDLE,
+            epoch=state.epoch + 1,
+            paused_until=None,
+            cause=Cause.INTERNAL_ERROR,
+            reason=f"internal error: {error}{where}; abort (a) sends traffic back to stable",
+        )
+        return Transition(degraded, note=f"internal error: {error}")
+
+    def stable_crash_loop(self, state: RolloutState, problem: str) -> Transition | None:
+        """Stable was observed crash-looping while no rollout is on: Degraded, loudly."""
+        if state.phase is not Phase.HEALTHY or state.activity is not Activity.IDLE:
+            return None
+        reason = f"stable {state.stable_version} is crash-looping" + (f": {problem}" if problem else "")
+        degraded = replace(state, phase=Phase.DEGRADED, cause=Cause.CRASH_LOOP, reason=reason)
+        return Transition(degraded, note=reason)
+
+    def stable_recovered(self, state: RolloutState) -> Transition | None:
+        """Stable is observed healthy again after a crash loop (e.g. restarted by hand)."""
+        if not (state.phase is Phase.DEGRADED and state.cause is Cause.CRASH_LOOP and state.canary_version is None):
+            return None
+        healthy = replace(
+            state,
+            phase=Phase.HEALTHY,
+            cause=None,
+            reason=f"stable {state.stable_version} serves all traffic (healthy again)",
+        )
+        return Transition(healthy, note=healthy.reason)
+
+    def interrupted(self, state: RolloutState, why: str) -> Transition:
+        """The cockpit is being stopped (signal) mid-way: the state says so for the record."""
+        return Transition(replace(state, cause=Cause.INTERRUPTED), note=f"interrupted: {why}")
+
+    def observed(self, state: RolloutState, warning: str) -> RolloutState:
+        """What the status poll sees wrong right now, shown at once (no phase change)."""
+        return state if warning == state.warning else replace(state, warning=warning)
 
     def retry(self, state: RolloutState, available: Sequence[str], now: float) -> Transition:
         if state.phase not in (Phase.ABORTED, Phase.DEGRADED):
@@ -382,6 +438,8 @@ class RolloutMachine:
             canary_version=None,
             weight=0,
             paused_until=None,
+            cause=None,
+            warning="",
             reason=reason.format(version=version, n=revision.number),
             revisions=(state.revisions + (revision,))[-self.history_limit :],
         )
@@ -402,7 +460,7 @@ class RolloutMachine:
             entered = self._enter_step(replace(state, activity=Activity.IDLE), token.step + 1, now)
             return _prefixed(f"analysis successful: {view.message}", entered)
         if view.outcome is Outcome.FAILED:
-            return self._abort(state, f"analysis failed: {view.message}", by_analysis=True)
+            return self._abort(state, f"analysis failed: {view.message}", Cause.ANALYSIS_FAILED)
         paused = replace(
             state,
             phase=Phase.PAUSED,
@@ -426,6 +484,7 @@ class RolloutMachine:
                 activity=Activity.IDLE,
                 canary_version=None,
                 weight=0,
+                cause=Cause.BACKEND_FAILURE,
                 reason=f"canary {state.target_version} failed to deploy: {error}",
             )
             return Transition(aborted, note="deploy failed")
@@ -441,13 +500,16 @@ class RolloutMachine:
                 state,
                 phase=Phase.DEGRADED,
                 activity=Activity.IDLE,
+                cause=Cause.BACKEND_FAILURE,
                 reason=f"rollback to {state.target_version} failed: {error}; stable {state.stable_version} kept",
             )
             return Transition(degraded, note="rollback failed")
+        what = "abort" if token.what == "aborted" else token.what.replace("-", " ")
         degraded = replace(
             state,
             phase=Phase.DEGRADED,
             activity=Activity.IDLE,
-            reason=f"{token.what.replace('-', ' ')} failed: {error}; abort (a) sends traffic back to stable",
+            cause=Cause.BACKEND_FAILURE,  # a failed abort included: traffic is not known to be on stable
+            reason=f"{what} failed: {error}; abort (a) sends traffic back to stable",
         )
         return Transition(degraded, note="backend action failed")

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cockpit import paths
 from cockpit.adapters import registry
-from cockpit.adapters.base import AdapterContext, BackendError, DeployBackend, MetricsSource
+from cockpit.adapters.base import AdapterContext, BackendError, DeployBackend, LogLine, MetricsSource
 from cockpit.engine.controller import ActionResult, EnvironmentController, EnvView, TransitionListener
 from cockpit.engine.journal import Journal, current_user
 from cockpit.engine.logbuffer import LogHub
+from cockpit.engine.state import Cause
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import SecretError, resolve
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StartProblem:
@@ -56,6 +60,8 @@ class Session:
             controller.add_change_listener(self._changed)
             self.controllers[env.name] = controller
         self.version = 0  # grows with every change in any environment
+        self.warnings: list[str] = []  # secret references that could not be resolved at start
+        self._secrets_resolved = False
 
     # ------------------------------------------------------------------ construction
 
@@ -99,6 +105,7 @@ class Session:
         down with their error; with ``keep_trying`` they are retried with backoff (the
         screen), without it they stay down (headless runs, which stop instead)."""
         chosen = [c for name, c in self.controllers.items() if only is None or name in only]
+        self._resolve_secrets(chosen)
         results = await asyncio.gather(*(c.start(attach) for c in chosen), return_exceptions=True)
         problems = []
         for controller, result in zip(chosen, results, strict=True):
@@ -110,6 +117,25 @@ class Session:
             elif isinstance(result, BaseException):
                 raise result
         return problems
+
+    def _resolve_secrets(self, chosen: list[EnvironmentController]) -> None:
+        """Resolve every reference in the plan's [secrets] once, so redaction knows each
+        value before any backend or error message can carry it. One that cannot be resolved
+        is a warning naming the reference (never a value), in the log and the journal."""
+        if self._secrets_resolved:
+            return
+        self._secrets_resolved = True
+        for name, ref in self.plan.secrets.items():
+            try:
+                resolve(ref)
+            except SecretError as err:
+                line = f"warning: secret {name!r} cannot be resolved: {err}"
+                self.warnings.append(line)
+                log.warning("%s", line)
+                for controller in chosen:
+                    env = controller.env.name
+                    self.logs.sink_for(env)([LogLine(time.time(), env, "cockpit", None, line)])
+                    controller._journal_quietly("secrets", "info", detail=line)
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.controllers.values()), return_exceptions=True)
@@ -198,8 +224,9 @@ class Session:
     async def promote_full(self, env: str, reason: str = "") -> ActionResult:
         return await self._guarded(env, "promote-full", reason, lambda c: c.promote_full(reason))
 
-    async def abort(self, env: str, reason: str = "") -> ActionResult:
-        return await self._guarded(env, "abort", reason, lambda c: c.abort(reason))
+    async def abort(self, env: str, reason: str = "", cause: Cause = Cause.ABORTED_BY_USER) -> ActionResult:
+        """Traffic back to stable; ``cause`` says who decided (a person by default)."""
+        return await self._guarded(env, "abort", reason, lambda c: c.abort(reason, cause))
 
     async def retry(self, env: str, reason: str = "") -> ActionResult:
         return await self._guarded(env, "retry", reason, lambda c: c.retry(reason))

@@ -27,6 +27,22 @@ class Activity(enum.StrEnum):
     ROLLING_BACK = "rolling back"
 
 
+class Cause(enum.StrEnum):
+    """Why a rollout left its normal path. Set by the machine where the phase changes, so
+    callers (headless exit codes, the screen) decide on a typed value, never on reason text."""
+
+    ANALYSIS_FAILED = "analysis-failed"
+    ABORTED_BY_USER = "aborted-by-user"
+    BACKEND_FAILURE = "backend-failure"  # a backend action failed; the reason says which
+    HEALTH_GATE = "health-gate"  # the canary was observed unhealthy right before a traffic move
+    CRASH_LOOP = "crash-loop"  # a track's restart policy gave up
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"  # the cockpit was stopped (signal, kill) during the rollout
+    JOURNAL_FAILURE = "journal-failure"  # a record could not be written: stop moving traffic
+    INCONCLUSIVE_HEADLESS = "inconclusive-headless"  # no human to decide an inconclusive analysis
+    INTERNAL_ERROR = "internal-error"  # a background task died; the reason carries the error
+
+
 class Outcome(enum.StrEnum):
     """Analysis outcomes; NO_DATA and ERROR are measurement states, never silent."""
 
@@ -100,6 +116,8 @@ class RolloutState:
     paused_until: float | None = None  # end of a timed pause (unix seconds)
     analysis: AnalysisView | None = None
     revisions: tuple[Revision, ...] = field(default_factory=tuple)
+    cause: Cause | None = None  # why the rollout was aborted or degraded; None on the normal path
+    warning: str = ""  # what the last status poll saw wrong (e.g. "canary 1/2 ready: ..."), "" if fine
 
     @property
     def in_rollout(self) -> bool:
