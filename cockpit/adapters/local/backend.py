@@ -512,6 +512,12 @@ class LocalBackend(DeployBackend):
         if not self._serves(replica) or replica.restarting:
             return  # a deploy's own health check reports it / the restart loop handles it
         replica.keeper = asyncio.ensure_future(self._keep_alive(replica))
+        replica.keeper.add_done_callback(self._keeper_done)
+
+    def _keeper_done(self, task: asyncio.Task[None]) -> None:
+        # A restart loop that dies of a bug must say so, not leave a replica silently out.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._logs.note(f"restart loop failed: {redact(repr(exc))}", "error")
 
     async def _keep_alive(self, replica: Replica) -> None:
         await self._route(f"{replica.source} is gone")
@@ -555,7 +561,7 @@ class LocalBackend(DeployBackend):
             self._note(
                 f"{replica.source} restarted (pid {replica.proc.pid if replica.proc else '?'}, "
                 f"restart {replica.restarts}), healthy: back in the routing table",
-                track=replica.track,
+                replica=replica,
             )
             async with self._lock:
                 if self._serves(replica):
@@ -634,7 +640,7 @@ class LocalBackend(DeployBackend):
                 replica.failures = 0
                 if not replica.healthy:
                     replica.healthy, replica.problem, changed = True, "", True
-                    self._note(f"{replica.source} answers again: back in the routing table", track=replica.track)
+                    self._note(f"{replica.source} answers again: back in the routing table", replica=replica)
                 continue
             replica.failures += 1
             if replica.healthy and replica.failures >= self.options.health_failures:
