@@ -6,14 +6,17 @@ nothing a replica forks outlives the cockpit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -54,7 +57,9 @@ REPLICA = textwrap.dedent(
             print("lost the database connection", file=sys.stderr, flush=True)
             os._exit(1)
         threading.Thread(target=die, daemon=True).start()
-    http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+    class S(http.server.ThreadingHTTPServer):
+        allow_reuse_port = bool(os.environ.get("REUSEPORT"))  # lets a test share the port
+    S(("127.0.0.1", port), H).serve_forever()
     """
 )
 REPLICA_COMMAND = ["{python}", "-c", REPLICA, "{version}", "{port}"]
@@ -275,6 +280,55 @@ async def test_a_port_held_by_another_user_is_never_routed(
     assert [p for p in out.split() if p != "/healthz"] == [], "the impostor served requests"
 
 
+def answer_200(sock: socket.socket, stop: threading.Event) -> None:
+    """A rogue that answers every request with 200 (it would pass any health check)."""
+    while not stop.is_set():
+        try:
+            conn, _ = sock.accept()
+        except TimeoutError:
+            continue
+        with conn:
+            conn.settimeout(1.0)
+            with contextlib.suppress(OSError):
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+@pytest.mark.asyncio
+async def test_a_second_listener_on_a_serving_replicas_port_takes_it_out(tmp_path: Path, service: str) -> None:
+    """Each probe checks who listens: a socket of another process sharing the replica's
+    port (SO_REUSEPORT, here from the test process itself, uid 0) takes the replica out."""
+    backend = make(tmp_path, service, command=REPLICA_COMMAND, env={"REUSEPORT": "1"}, health_interval="100ms")
+    try:
+        await backend.start("1.0.0")
+        replica = backend._stable[0]
+        with socket.socket() as rogue:
+            rogue.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            rogue.bind(("127.0.0.1", replica.port))
+            rogue.listen()
+            rogue.settimeout(0.05)
+            stop = threading.Event()
+            answering = threading.Thread(target=answer_200, args=(rogue, stop), daemon=True)
+            answering.start()
+
+            async def out() -> bool:
+                return (await router_urls(backend))["stable"] == []
+
+            await wait_for(out, 3.0)
+            st = await backend.status()
+            assert st.stable.replicas_ready == 0
+            assert f"port {replica.port} is held by another process (uid {os.geteuid()})" in st.stable.problem
+            stop.set()
+            answering.join()
+
+        async def back() -> bool:
+            return (await router_urls(backend))["stable"] == [replica.url]
+
+        await wait_for(back, 3.0)
+    finally:
+        await backend.close()
+
+
 # --------------------------------------------------------------------------- environment
 
 
@@ -353,7 +407,7 @@ FORKING_OWNER = textwrap.dedent(
 
 
 def listens(port: int) -> bool:
-    return bool(procs.listeners(port))
+    return bool(procs.listeners({port}))
 
 
 @pytest.mark.asyncio

@@ -594,7 +594,7 @@ class LocalBackend(DeployBackend):
                 async with self._session.get(url, timeout=timeout) as resp:
                     await resp.read()
                     if resp.status == 200:
-                        self._check_owner(replica)
+                        await self._check_owner(replica)
                         replica.healthy = True
                         return
                     last_error = f"HTTP {resp.status}"
@@ -604,11 +604,11 @@ class LocalBackend(DeployBackend):
                 last_error = str(exc) or type(exc).__name__
             await asyncio.sleep(min(HEALTH_POLL, max(0.0, deadline - time.monotonic())))
 
-    def _check_owner(self, replica: Replica) -> None:
+    async def _check_owner(self, replica: Replica) -> None:
         """An answer on the port proves nothing: the socket listening there must be the
         replica's own (another local user may have bound the port first)."""
         assert replica.proc is not None
-        uid = procs.port_intruder(replica.port, replica.proc.pid)
+        uid = await asyncio.to_thread(procs.port_intruder, replica.port, replica.proc.pid)
         if uid is not None:
             raise HealthCheckFailed(
                 f"{replica.version} replica #{replica.index}: port {replica.port} is held by another "
@@ -632,6 +632,9 @@ class LocalBackend(DeployBackend):
             if r.proc is not None and r.proc.running and not r.restarting and not r.crash_loop
         ]  # fmt: skip
         results = await asyncio.gather(*(self._probe(r) for r in watched))
+        answered = [r for r, error in zip(watched, results, strict=True) if error is None]
+        intruders = await asyncio.to_thread(self._intruders, answered) if answered else {}
+        results = [intruders.get(r, error) for r, error in zip(watched, results, strict=True)]
         changed = False
         for replica, error in zip(watched, results, strict=True):
             if not self._serves(replica) or replica.proc is None or not replica.proc.running:
@@ -655,7 +658,8 @@ class LocalBackend(DeployBackend):
                 await self._reconcile()
 
     async def _probe(self, replica: Replica) -> str | None:
-        """None if the replica answers its health path with 200 from its own socket."""
+        """None if the replica answers its health path with 200 (who answered is checked
+        by :meth:`_intruders`)."""
         assert self._session is not None and replica.proc is not None
         timeout = aiohttp.ClientTimeout(total=min(PROBE_TIMEOUT, self.options.health_interval * 2))
         try:
@@ -667,11 +671,19 @@ class LocalBackend(DeployBackend):
             return "connection refused"
         except (aiohttp.ClientError, TimeoutError) as exc:
             return str(exc) or type(exc).__name__
-        try:
-            self._check_owner(replica)
-        except HealthCheckFailed as exc:
-            return str(exc)
         return None
+
+    @staticmethod
+    def _intruders(replicas: Sequence[Replica]) -> dict[Replica, str]:
+        """Replicas whose port someone else listens on: one read of the socket tables for
+        all of them (run in a thread: it is /proc work, not for the event loop)."""
+        found = procs.listeners({r.port for r in replicas})
+        errors: dict[Replica, str] = {}
+        for r in replicas:
+            uid = procs.port_intruder(r.port, r.proc.pid, found.get(r.port, {})) if r.proc else None
+            if uid is not None:  # uid 0 is an intruder too
+                errors[r] = f"port {r.port} is held by another process (uid {uid})"
+        return errors
 
     async def _route(self, why: str = "") -> None:
         """Push the table of ready replicas (same weight). Removals do not wait for the

@@ -22,7 +22,7 @@ import signal
 import socket
 import sys
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import cockpit
@@ -207,10 +207,12 @@ _LOOPBACK_V6 = (
 )
 
 
-def listeners(port: int) -> dict[int, int]:
-    """``{socket inode: uid}`` of every LISTEN socket that would accept a connection to
-    127.0.0.1:``port`` (bound there, to a wildcard address, or v4-mapped in tcp6)."""
-    found: dict[int, int] = {}
+def listeners(ports: Collection[int]) -> dict[int, dict[int, int]]:
+    """``{port: {socket inode: uid}}`` of every LISTEN socket that would accept a
+    connection to 127.0.0.1 on one of ``ports`` (bound there, to a wildcard address, or
+    v4-mapped in tcp6). The kernel writes these tables slowly (about 10 ms for a few
+    hundred sockets): read them once for all the ports at hand."""
+    found: dict[int, dict[int, int]] = {}
     for table, addrs in (("/proc/net/tcp", _LOOPBACK_V4), ("/proc/net/tcp6", _LOOPBACK_V6)):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -221,8 +223,9 @@ def listeners(port: int) -> dict[int, int]:
             if len(fields) < 10 or fields[3] != _LISTEN:
                 continue
             addr, _, hexport = fields[1].partition(":")
-            if int(hexport, 16) == port and addr.upper() in addrs:
-                found[int(fields[9])] = int(fields[7])
+            port = int(hexport, 16)
+            if port in ports and addr.upper() in addrs:
+                found.setdefault(port, {})[int(fields[9])] = int(fields[7])
     return found
 
 
@@ -258,23 +261,46 @@ def socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
-def port_intruder(port: int, pgid: int) -> int | None:
+def port_intruder(port: int, pgid: int, found: Mapping[int, int] | None = None) -> int | None:
     """The uid of a process outside the group ``pgid`` that listens on 127.0.0.1:``port``,
     or None when every such listener belongs to the group. A port nobody listens on yet
-    is not an intruder (the replica may still be starting).
+    is not an intruder (the replica may still be starting). ``found``: that port's
+    listeners, when the caller has read them already (see :func:`listeners`).
 
     An HTTP answer on the port proves nothing about who gave it: another local user who
     bound the port first answers health checks just as well."""
-    found = listeners(port)
+    if found is None:
+        found = listeners({port}).get(port, {})
     if not found:
         return None
-    ours: set[int] = set()
-    for pid in group_members(pgid):
-        ours |= socket_inodes(pid)
-    for inode, uid in found.items():
-        if inode not in ours:
-            return uid
-    return None
+    # The shim's tree first (a few small files); the whole-/proc scan of the group only
+    # when the tree does not account for every listener (a member that left the tree).
+    for members in (tree(pgid), group_members(pgid)):
+        ours: set[int] = set()
+        for pid in members:
+            ours |= socket_inodes(pid)
+        strangers = [uid for inode, uid in found.items() if inode not in ours]
+        if not strangers:
+            return None
+    return strangers[0]
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/PID/task/TID/children."""
+    found, todo = [], [pid]
+    while todo and len(found) < 4096:
+        p = todo.pop()
+        found.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                todo.extend(int(c) for c in Path(f"/proc/{p}/task/{tid}/children").read_text().split())
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 # --------------------------------------------------------------------------- ports
