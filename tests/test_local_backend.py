@@ -353,6 +353,9 @@ def test_options_are_strict_and_documented() -> None:
     assert opts.health_timeout == 0.5 and opts.drain_timeout == 120.0
     assert opts.command[:3] == ["{python}", "-m", "cockpit.demo.service"]
     assert all(f.description for f in LocalBackend.Options.model_fields.values())
+    restart = LocalBackend.Options(versions=["1"], restart={"backoff": "250ms", "window": "2m"}).restart
+    assert (restart.policy, restart.max_restarts, restart.backoff, restart.window) == ("on-failure", 5, 0.25, 120.0)
+    assert all(f.description for f in type(restart).model_fields.values())
     for bad in (
         {"versions": ["1"], "replica": 2},  # unknown key
         {"versions": ["1"], "replicas": 9},
@@ -361,6 +364,11 @@ def test_options_are_strict_and_documented() -> None:
         {"versions": ["1"], "command": ["run", "{verison}"]},
         {"versions": ["1"], "health_path": "healthz"},
         {"versions": ["1"], "port": 70000},
+        {"versions": ["1"], "restart": {"policy": "always"}},
+        {"versions": ["1"], "restart": {"max_restart": 3}},
+        {"versions": ["1"], "restart": {"backoff": "soon"}},
+        {"versions": ["1"], "health_interval": "0s"},
+        {"versions": ["1"], "health_failures": 0},
     ):
         with pytest.raises(ValidationError):
             LocalBackend.Options(**bad)

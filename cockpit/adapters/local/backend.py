@@ -17,6 +17,7 @@ import secrets
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -42,11 +43,12 @@ from cockpit.adapters.local.control import RouterControl
 from cockpit.adapters.local.logs import LogHub
 from cockpit.adapters.local.options import LocalOptions
 from cockpit.adapters.local.router_handle import RouterHandle
+from cockpit.secrets import redact
 from cockpit.units import format_duration
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
-ROUTER_START_TIMEOUT = 10.0
 HEALTH_POLL = 0.1
+PROBE_TIMEOUT = 1.0  # ceiling of one health probe of a serving replica
 PUMP_FLUSH_TIMEOUT = 2.0  # how long to wait for a stopped child's last log lines
 _STATE_WORDS = {"idle": "idle", "owner": "started", "attached": "attached", "closed": "closed"}
 
@@ -81,7 +83,7 @@ class ManagedProcess:
 
     def _out(self, lines: list[str]) -> None:
         source, track = self._source()
-        self._logs.emit(source, track, lines)
+        self._logs.emit(source, track, [redact(line) for line in lines])
 
     def _err(self, lines: list[str]) -> None:
         for line in reversed(lines):
@@ -93,9 +95,16 @@ class ManagedProcess:
     async def _watch_exit(self) -> None:
         code = await self.process.wait()
         if not self.stopping:
+            # If the shim itself was killed, what it ran is still in its group: not for long.
+            procs.kill_group(self.pid)
             await self.flush()
             source, track = self._source()
-            self._logs.note(f"{source} (pid {self.pid}) exited unexpectedly with code {code}", "error", track)
+            self._logs.note(
+                f"{source} (pid {self.pid}) exited unexpectedly with code {code}"
+                f" (last stderr line: {redact(self.last_stderr) or '(none)'})",
+                "error",
+                track,
+            )
             if self._on_exit is not None:
                 self._on_exit(self)
 
@@ -120,8 +129,14 @@ class Replica:
     port: int
     track: Track
     proc: ManagedProcess | None = None
-    healthy: bool = False  # passed its health check and has not exited since
+    healthy: bool = False  # passed its health check and has not exited or failed probes since
     started: float = field(default_factory=time.monotonic)
+    failures: int = 0  # consecutive failed health probes
+    restarts: int = 0  # restarts after a crash since the replica was deployed
+    restart_times: deque[float] = field(default_factory=deque)  # within the policy window
+    crash_loop: bool = False  # the restart policy gave up on it
+    problem: str = ""  # what is wrong with it now ("" if nothing): shown in status
+    keeper: asyncio.Task[None] | None = None  # the restart loop, while one runs
 
     @property
     def url(self) -> str:
@@ -135,9 +150,16 @@ class Replica:
     def ready(self) -> bool:
         return self.healthy and self.proc is not None and self.proc.running
 
+    @property
+    def restarting(self) -> bool:
+        return self.keeper is not None and not self.keeper.done()
+
     def record(self) -> runtime.ReplicaRecord:
         pid = self.proc.pid if self.proc else 0
-        return runtime.ReplicaRecord(pid, str(self.track), self.version, self.index, self.port, self.ready)
+        return runtime.ReplicaRecord(
+            pid, str(self.track), self.version, self.index, self.port, self.ready,
+            self.restarts, self.crash_loop, self.problem,
+        )  # fmt: skip
 
 
 class LocalBackend(DeployBackend):
@@ -174,6 +196,7 @@ class LocalBackend(DeployBackend):
         self._pending: list[Replica] = []  # started, not yet in the routing table
         self._weight = 0
         self._attached: runtime.Runtime | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,6 +232,7 @@ class LocalBackend(DeployBackend):
                     self._session = None
                 self._mode = "idle"
                 raise
+            self._monitor_task = asyncio.ensure_future(self._monitor())
             self._logs.note(f"{self.ctx.env} up at {self._router_url}: stable {stable_version} at 100 %")
 
     async def attach(self) -> None:
@@ -242,6 +266,7 @@ class LocalBackend(DeployBackend):
     async def close(self) -> None:
         async with self._lock:
             if self._mode == "owner":
+                await self._stop_watching()
                 await self._stop_everything()
                 runtime.remove(self.ctx.run_dir)
             if self._session is not None:
@@ -254,40 +279,26 @@ class LocalBackend(DeployBackend):
     async def status(self) -> BackendStatus:
         control = self._require_control()
         state = await control.state()
+        routed = {t: {e["url"] for e in entries if not e["down"]} for t, entries in state["tracks"].items()}
         if self._mode == "attached":
             rt = runtime.read(self.ctx.run_dir) or self._attached
             assert rt is not None
             self._attached = rt
-            known = {r.url: (r.version, r.pid) for r in rt.replicas}
             detail = f"attached read-only, driven by cockpit pid {rt.owner_pid}; "
+            stable = _track_status(rt.replicas, "stable", routed.get("stable", set()))
+            canary = _track_status(rt.replicas, "canary", routed.get("canary", set()))
         else:
-            replicas = [*self._stable, *self._canary, *self._pending]
-            known = {r.url: (r.version, r.proc.pid if r.proc else 0) for r in replicas}
+            records = [r.record() for r in (*self._stable, *self._canary)]
             detail = ""
-
-        def track_status(track: str) -> TrackStatus | None:
-            entries = state["tracks"].get(track, [])
-            if not entries:
-                return None
-            versions = sorted({known.get(e["url"], ("?", 0))[0] for e in entries})
-            ready = sum(
-                1 for e in entries if not e["down"] and e["url"] in known and procs.alive(known[e["url"]][1])
-            )
-            return TrackStatus(
-                version="/".join(versions), replicas_desired=len(entries), replicas_ready=ready
-            )
-
+            stable = _track_status(records, "stable", routed.get("stable", set()))
+            canary = _track_status(records, "canary", routed.get("canary", set()))
         requests = sum(state["requests"].values())
         detail += (
             f"router pid {state['pid']}: {requests} requests, {state['retries']} retried, "
             f"{state['failed']} failed at the router"
         )
         return BackendStatus(
-            stable=track_status("stable"),
-            canary=track_status("canary"),
-            weight=int(state["weight"]),
-            url=self._router_url,
-            detail=detail,
+            stable=stable, canary=canary, weight=int(state["weight"]), url=self._router_url, detail=detail
         )
 
     async def versions(self) -> Sequence[str]:
@@ -440,28 +451,122 @@ class LocalBackend(DeployBackend):
         return replicas
 
     async def _spawn_replica(self, version: str, index: int, track: Track) -> Replica:
-        port = procs.free_port()
-        replica = Replica(version=version, index=index, port=port, track=track)
-        argv = self.options.render(
-            version=version, port=port, env=self.ctx.env, service=self.ctx.service, python=procs.python()
-        )
-        env = procs.child_env(self._marker, {**self.options.env, "PORT": str(port)})
-        try:
-            process = await procs.spawn(argv, env=env)
-        except OSError as exc:
-            raise BackendConfigError(f"cannot start {argv[0]!r} for version {version}: {exc}") from None
-        replica.proc = ManagedProcess(
-            process, self._logs, lambda: (replica.source, replica.track), lambda _: self._lost(replica)
-        )
+        replica = Replica(version=version, index=index, port=0, track=track)
         self._pending.append(replica)
+        await self._spawn_process(replica)
         return replica
 
-    def _lost(self, replica: Replica) -> None:
-        # The router already retries elsewhere on refused connections; this keeps the
-        # replica out of scrape targets and readiness.
+    async def _spawn_process(self, replica: Replica) -> None:
+        """Start (or start again) ``replica``'s process on a fresh port."""
+        port = procs.free_port()
+        argv = self.options.render(
+            version=replica.version, port=port, env=self.ctx.env, service=self.ctx.service, python=procs.python()
+        )
+        env = procs.child_env(
+            self._marker,
+            {**self.options.env, **self._secret_env(), "PORT": str(port)},
+            cockpit_path_too=procs.runs_cockpit(argv),
+        )
+        try:
+            process = await procs.spawn(argv, env=env, grace=STOP_GRACE)
+        except OSError as exc:
+            raise BackendConfigError(f"cannot start {argv[0]!r} for version {replica.version}: {exc}") from None
+        replica.port, replica.healthy, replica.failures = port, False, 0
+        replica.proc = ManagedProcess(
+            process, self._logs, lambda: (replica.source, replica.track), lambda p: self._lost(replica, p)
+        )
+
+    def _secret_env(self) -> dict[str, str]:
+        """The ``secret_env`` variables with their values, resolved now (and masked from
+        then on in everything shown). Errors name the reference, never a value."""
+        values: dict[str, str] = {}
+        for var, name in self.options.secret_env.items():
+            if self.ctx.secrets is None:
+                raise BackendConfigError(
+                    f"secret_env {var} refers to secret {name!r}, but no secrets are available here"
+                )
+            try:
+                values[var] = self.ctx.secrets(name)
+            except Exception as exc:  # any resolver failure is a configuration problem
+                raise BackendConfigError(
+                    f"secret_env {var}: secret {name!r} cannot be resolved ({redact(str(exc))})"
+                ) from None
+        return values
+
+    def _serves(self, replica: Replica) -> bool:
+        """Still part of a track (not retired, not a deploy in progress)."""
+        return self._mode == "owner" and (replica in self._stable or replica in self._canary)
+
+    def _lost(self, replica: Replica, proc: ManagedProcess) -> None:
+        """A replica's process exited on its own: out of the table at once (the router
+        would otherwise keep retrying it), then restarted per the plan's policy."""
+        if proc is not replica.proc:
+            return  # an old process of a replica restarted since
         replica.healthy = False
+        replica.problem = f"replica #{replica.index} exited with code {proc.process.returncode}" + (
+            f" (last stderr line: {redact(proc.last_stderr)})" if proc.last_stderr else ""
+        )
         if self._mode == "owner":
             self._write_runtime()
+        if not self._serves(replica) or replica.restarting:
+            return  # a deploy's own health check reports it / the restart loop handles it
+        replica.keeper = asyncio.ensure_future(self._keep_alive(replica))
+        replica.keeper.add_done_callback(self._keeper_done)
+
+    def _keeper_done(self, task: asyncio.Task[None]) -> None:
+        # A restart loop that dies of a bug must say so, not leave a replica silently out.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._logs.note(f"restart loop failed: {redact(repr(exc))}", "error")
+
+    async def _keep_alive(self, replica: Replica) -> None:
+        await self._route(f"{replica.source} is gone")
+        policy = self.options.restart
+        while self._serves(replica):
+            now = time.monotonic()
+            while replica.restart_times and now - replica.restart_times[0] > policy.window:
+                replica.restart_times.popleft()
+            if policy.policy == "never":
+                self._note(f"{replica.source} is not restarted (restart policy 'never')", "warning", replica)
+                return
+            if len(replica.restart_times) >= policy.max_restarts:
+                last = redact(replica.proc.last_stderr) if replica.proc is not None else ""
+                replica.crash_loop = True
+                replica.problem = (
+                    f"crash loop: replica #{replica.index} ({replica.version}) exited "
+                    f"{len(replica.restart_times) + 1} times within {format_duration(policy.window)}; "
+                    f"last stderr line: {last or '(none)'}"
+                )
+                self._note(f"{replica.source}: {replica.problem}; no more restarts", "error", replica)
+                self._write_runtime()
+                return
+            delay = min(policy.backoff * 2 ** len(replica.restart_times), policy.max_backoff)
+            self._note(f"restarting {replica.source} in {format_duration(delay)}", "warning", replica)
+            await asyncio.sleep(delay)
+            if not self._serves(replica):
+                return
+            replica.restart_times.append(time.monotonic())
+            replica.restarts += 1
+            try:
+                await self._spawn_process(replica)
+                self._write_runtime()
+                await self._wait_healthy(replica, time.monotonic() + self.options.health_timeout)
+            except BackendError as exc:
+                replica.problem = f"restart of replica #{replica.index} failed: {exc}"
+                self._note(replica.problem, "error", replica)
+                if replica.proc is not None:
+                    await replica.proc.stop()
+                continue
+            replica.problem = ""
+            self._note(
+                f"{replica.source} restarted (pid {replica.proc.pid if replica.proc else '?'}, "
+                f"restart {replica.restarts}), healthy: back in the routing table",
+                replica=replica,
+            )
+            async with self._lock:
+                if self._serves(replica):
+                    await self._route()
+            self._write_runtime()
+            return
 
     async def _wait_healthy(self, replica: Replica, deadline: float) -> None:
         assert replica.proc is not None and self._session is not None
@@ -473,20 +578,22 @@ class LocalBackend(DeployBackend):
                 raise HealthCheckFailed(
                     f"{replica.version} replica #{replica.index} exited with code "
                     f"{replica.proc.process.returncode} before it became healthy "
-                    f"(last stderr line: {replica.proc.last_stderr or '(none)'})"
+                    f"(last stderr line: {redact(replica.proc.last_stderr) or '(none)'})"
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HealthCheckFailed(
                     f"{replica.version} replica #{replica.index} did not answer {self.options.health_path} "
                     f"with 200 within {format_duration(self.options.health_timeout)} "
-                    f"(last error: {last_error}; last stderr line: {replica.proc.last_stderr or '(none)'})"
+                    f"(last error: {last_error}; "
+                    f"last stderr line: {redact(replica.proc.last_stderr) or '(none)'})"
                 )
             try:
                 timeout = aiohttp.ClientTimeout(total=max(0.05, min(1.0, remaining)))
                 async with self._session.get(url, timeout=timeout) as resp:
                     await resp.read()
                     if resp.status == 200:
+                        await self._check_owner(replica)
                         replica.healthy = True
                         return
                     last_error = f"HTTP {resp.status}"
@@ -495,6 +602,130 @@ class LocalBackend(DeployBackend):
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last_error = str(exc) or type(exc).__name__
             await asyncio.sleep(min(HEALTH_POLL, max(0.0, deadline - time.monotonic())))
+
+    async def _check_owner(self, replica: Replica) -> None:
+        """An answer on the port proves nothing: the socket listening there must be the
+        replica's own (another local user may have bound the port first)."""
+        assert replica.proc is not None
+        uid = await asyncio.to_thread(procs.port_intruder, replica.port, replica.proc.pid)
+        if uid is not None:
+            raise HealthCheckFailed(
+                f"{replica.version} replica #{replica.index}: port {replica.port} is held by another "
+                f"process (uid {uid}), not by the replica; it gets no traffic"
+            )
+
+    # ------------------------------------------------------------------ health monitor
+
+    async def _monitor(self) -> None:
+        """Probe every serving replica; keep the routing table to those that answer."""
+        while True:
+            await asyncio.sleep(self.options.health_interval)
+            try:
+                await self._monitor_once()
+            except BackendError as exc:  # router unreachable: the status shows it
+                self._logs.note(f"health monitor: {redact(str(exc))}", "warning")
+
+    async def _monitor_once(self) -> None:
+        watched = [
+            r for r in (*self._stable, *self._canary)
+            if r.proc is not None and r.proc.running and not r.restarting and not r.crash_loop
+        ]  # fmt: skip
+        results = await asyncio.gather(*(self._probe(r) for r in watched))
+        answered = [r for r, error in zip(watched, results, strict=True) if error is None]
+        intruders = await asyncio.to_thread(self._intruders, answered) if answered else {}
+        results = [intruders.get(r, error) for r, error in zip(watched, results, strict=True)]
+        changed = False
+        for replica, error in zip(watched, results, strict=True):
+            if not self._serves(replica) or replica.proc is None or not replica.proc.running:
+                continue  # retired or exited meanwhile (the exit has its own path)
+            if error is None:
+                replica.failures = 0
+                if not replica.healthy:
+                    replica.healthy, replica.problem, changed = True, "", True
+                    self._note(f"{replica.source} answers again: back in the routing table", replica=replica)
+                continue
+            replica.failures += 1
+            if replica.healthy and replica.failures >= self.options.health_failures:
+                replica.healthy, changed = False, True
+                replica.problem = f"replica #{replica.index} failed {replica.failures} health probes: {error}"
+                self._note(f"{replica.source} {replica.problem[len(f'replica #{replica.index} '):]}", "error", replica)
+        if changed:
+            await self._route("health probes")
+            self._write_runtime()
+        if not self._lock.locked():
+            async with self._lock:  # repair a table an action pushed with a replica lost meanwhile
+                await self._reconcile()
+
+    async def _probe(self, replica: Replica) -> str | None:
+        """None if the replica answers its health path with 200 (who answered is checked
+        by :meth:`_intruders`)."""
+        assert self._session is not None and replica.proc is not None
+        timeout = aiohttp.ClientTimeout(total=min(PROBE_TIMEOUT, self.options.health_interval * 2))
+        try:
+            async with self._session.get(replica.url + self.options.health_path, timeout=timeout) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    return f"HTTP {resp.status}"
+        except aiohttp.ClientConnectorError:
+            return "connection refused"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
+    @staticmethod
+    def _intruders(replicas: Sequence[Replica]) -> dict[Replica, str]:
+        """Replicas whose port someone else listens on: one read of the socket tables for
+        all of them (run in a thread: it is /proc work, not for the event loop)."""
+        found = procs.listeners({r.port for r in replicas})
+        errors: dict[Replica, str] = {}
+        for r in replicas:
+            uid = procs.port_intruder(r.port, r.proc.pid, found.get(r.port, {})) if r.proc else None
+            if uid is not None:  # uid 0 is an intruder too
+                errors[r] = f"port {r.port} is held by another process (uid {uid})"
+        return errors
+
+    async def _route(self, why: str = "") -> None:
+        """Push the table of ready replicas (same weight). Removals do not wait for the
+        lock: a deploy may hold it for its whole health timeout."""
+        stable = [r for r in self._stable if r.ready]
+        canary = [r for r in self._canary if r.ready]
+        try:
+            await self._push_table(stable, canary, self._weight)
+        except BackendError as exc:
+            self._logs.note(f"could not update the routing table: {redact(str(exc))}", "error")
+            return
+        if why:
+            self._note_table(why, stable, canary)
+
+    def _note_table(self, why: str, stable: list[Replica], canary: list[Replica]) -> None:
+        text = f"routing table updated ({why}): {len(stable)} stable, {len(canary)} canary replica(s) ready"
+        if self._canary and not canary and stable:
+            text += "; no canary replica is ready: the router sends the canary's share to stable"
+        elif self._stable and not stable and canary:
+            text += "; no stable replica is ready: the router sends stable's share to the canary"
+        elif not stable and not canary:
+            text += "; no replica is ready: requests fail"
+        self._logs.note(redact(text), "warning")
+
+    async def _reconcile(self) -> None:
+        state = await self._require_control().state()
+        seen = {t: [e["url"] for e in entries] for t, entries in state["tracks"].items()}
+        want = {
+            "stable": [r.url for r in self._stable if r.ready],
+            "canary": [r.url for r in self._canary if r.ready],
+        }
+        if seen.get("stable", []) != want["stable"] or seen.get("canary", []) != want["canary"]:
+            await self._route("repair")
+
+    async def _stop_watching(self) -> None:
+        tasks = [t for t in (self._monitor_task, *(r.keeper for r in (*self._stable, *self._canary))) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._monitor_task = None
+
+    def _note(self, text: str, level: str = "info", replica: Replica | None = None) -> None:
+        self._logs.note(redact(text), level, replica.track if replica is not None else None)
 
     async def _start_router(self, listen: socket.socket, control: socket.socket) -> None:
         # The handle keeps the sockets (a dead router's port waits, it is never refused or
@@ -597,3 +828,21 @@ class LocalBackend(DeployBackend):
         if self._mode not in ("owner", "attached") or self._control is None:
             raise BackendUnavailable(f"the local backend of {self.ctx.env} is not running ({self._mode})")
         return self._control
+
+
+def _track_status(records: Sequence[runtime.ReplicaRecord], track: str, routed: set[str]) -> TrackStatus | None:
+    """A track as observed: ready means healthy by our probes, its process alive, and in
+    the router's table (not marked down there)."""
+    mine = [r for r in records if r.track == track]
+    if not mine:
+        return None
+    ready = sum(1 for r in mine if r.healthy and procs.alive(r.pid) and r.url in routed)
+    problems = [r.problem for r in mine if r.problem]
+    return TrackStatus(
+        version="/".join(sorted({r.version for r in mine})),
+        replicas_desired=len(mine),
+        replicas_ready=ready,
+        restarts=sum(r.restarts for r in mine),
+        crash_loop=any(r.crash_loop for r in mine),
+        problem="; ".join(problems),
+    )

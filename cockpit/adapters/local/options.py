@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,6 +14,29 @@ DEMO_COMMAND = [
     "{python}", "-m", "cockpit.demo.service",
     "--version", "{version}", "--port", "{port}", "--env", "{env}",
 ]  # fmt: skip
+
+
+class RestartPolicy(BaseModel):
+    """What happens to a replica whose process exits while it serves."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+    policy: Literal["on-failure", "never"] = "on-failure"
+    """``on-failure``: start it again (after ``backoff``, doubling up to ``max_backoff``);
+    ``never``: leave it out of the routing table."""
+
+    max_restarts: int = Field(default=5, ge=0, le=1000)
+    """More restarts than this within ``window`` make the track a crash loop: no more
+    restarts, and the track reports it (a promote or a weight change is then refused)."""
+
+    window: Duration = 60.0
+    """The sliding window ``max_restarts`` counts in."""
+
+    backoff: Duration = 1.0
+    """Wait before the first restart; doubled after each restart within ``window``."""
+
+    max_backoff: Duration = 30.0
+    """Ceiling of the doubling backoff."""
 
 
 class LocalOptions(BaseModel):
@@ -53,7 +77,23 @@ class LocalOptions(BaseModel):
     """Paths the traffic generator requests in turn (production adds ``/api/checkout``)."""
 
     env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment variables for the service processes."""
+    """Environment variables of the service processes. They get these, the ``secret_env``
+    values, ``PORT`` and a minimal base (``PATH``, ``LANG``, ``LC_ALL``, ``HOME``, ``TZ``),
+    not the cockpit's own environment."""
+
+    secret_env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables whose values are secrets: ``{VAR = "name"}`` where ``name`` is
+    a key of the plan's ``[secrets]`` table. Resolved when a replica starts; the value is
+    masked in everything the cockpit shows."""
+
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    """Restart policy for replicas that exit while they serve."""
+
+    health_interval: Duration = Field(default=0.5, gt=0)
+    """How often a serving replica's ``health_path`` is probed."""
+
+    health_failures: int = Field(default=2, ge=1, le=100)
+    """Consecutive failed probes that take a replica out of the routing table."""
 
     @field_validator("command")
     @classmethod

@@ -268,7 +268,8 @@ class RouterHandle:
             argv += ["--table", json.dumps(self.table.to_json())]
         env = procs.child_env(self._marker, {TOKEN_ENV: self._token})
         try:
-            process = await procs.spawn(argv, env=env, pass_fds=fds)
+            # The router forks nothing, and its pid must be the router's own (see procs.spawn).
+            process = await procs.spawn(argv, env=env, pass_fds=fds, shim=False)
         except OSError as exc:
             raise BackendUnavailable(f"cannot start the router of {self.env}: {exc}") from None
         for task in self._pumps:

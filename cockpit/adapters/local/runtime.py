@@ -26,6 +26,9 @@ class ReplicaRecord:
     index: int
     port: int
     healthy: bool
+    restarts: int = 0  # restarts after a crash since the replica was deployed
+    crash_loop: bool = False  # the restart policy gave up on it
+    problem: str = ""  # what is wrong with it now, "" if nothing (secrets masked)
 
     @property
     def url(self) -> str:
