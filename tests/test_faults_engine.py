@@ -190,6 +190,8 @@ async def test_a_canary_crash_loop_aborts_and_a_partial_canary_shows_at_once(tmp
             "canary 1.1.0 1/2 ready, 1 restart: replica #2 exited with code 1; restarting"
         )
         assert controller.state.phase is Phase.PAUSED  # shown, not acted on: it may heal
+        observed = [r for r in session.journal.records(env="production") if r.action == "observed"]
+        assert [r.detail for r in observed] == [controller.state.warning]  # the journal says so, once
         backend.sick(Track.CANARY, ready=1, crash_loop=True, problem="replica #2 exited 5 times")
         await until(lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE)
         assert controller.state.cause is Cause.CRASH_LOOP

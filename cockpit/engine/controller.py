@@ -433,6 +433,12 @@ class EnvironmentController:
                 self._set_state_safely(turn)
             if not stable.healthy:
                 warning = describe_track("stable", stable)
+        if warning != s.warning:
+            # What the platform shows going wrong (or healing) is part of the record: a pair
+            # reading the history later must see the replica that died, not only the outcome.
+            self._journal_quietly(
+                "observed", "info", detail=warning or f"recovered: all replicas ready (was: {s.warning})"
+            )
         self.state = self.machine.observed(self.state, warning)
 
     def _stop_soon(self, reason: str, cause: Cause) -> None:

@@ -234,7 +234,7 @@ def _adapter_issues(data: dict[str, Any], file: str, text: str) -> list[PlanIssu
                 checked, found = _options_issues(backend_cls.Options, options, file, text, at + ("options",))
                 issues += found
                 if checked is not None:
-                    _cross_check(env, i, checked, backend_cls, ports, add)
+                    _cross_check(env, i, checked, backend_cls, ports, add, set(_table(data, "secrets")))
         metrics = _table(env, "metrics")
         source, options = metrics.get("source", "scrape"), metrics.get("options", {})
         if isinstance(source, str) and isinstance(options, dict):
@@ -257,9 +257,10 @@ def _cross_check(
     backend_cls: type,
     ports: dict[int, str],
     add: Callable[[Path_, str], None],
+    secret_names: set[str],
 ) -> None:
-    """What one environment's options must agree with: its own initial version, and the
-    ports of the other environments on this machine."""
+    """What one environment's options must agree with: its own initial version, the
+    ports of the other environments on this machine, and the plan's [secrets] names."""
     name = env.get("name") if isinstance(env.get("name"), str) else f"#{i + 1}"
     versions = getattr(options, "versions", None)
     initial = env.get("initial_version")
@@ -269,6 +270,14 @@ def _cross_check(
             ("environments", i, "initial_version"),
             f"version {initial!r} is not one of the backend's versions ({', '.join(map(str, versions))})",
         )
+    for var, secret in (getattr(options, "secret_env", None) or {}).items():
+        if secret not in secret_names:
+            # Found at start otherwise: a replica that cannot start in the middle of a release.
+            add(
+                ("environments", i, "backend", "options", "secret_env", var),
+                f"names secret {secret!r}, which [secrets] does not define"
+                f" (defined: {', '.join(sorted(secret_names)) or 'none'})",
+            )
     port = getattr(options, "port", 0)
     local = Capability.OWNS_WORKLOADS in getattr(backend_cls, "capabilities", frozenset())
     if local and isinstance(port, int) and port:
