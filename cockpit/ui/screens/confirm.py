@@ -33,7 +33,13 @@ class ConfirmScreen(ModalScreen[str | None]):
     ConfirmScreen Button { margin-left: 2; }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel", id="confirm_cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "cancel", id="confirm_cancel"),
+        # Enter is taken before the focused Input sees it, so focus moves to the reason
+        # *now*: an Input's Submitted message (and focus(), which is deferred) would arrive
+        # after keys typed right behind the Enter, and those would land in the name field.
+        Binding("enter", "enter", show=False, priority=True, id="confirm_enter"),
+    ]
 
     def __init__(self, env: str, what: str, need_name: bool = True) -> None:
         super().__init__()
@@ -78,10 +84,14 @@ class ConfirmScreen(ModalScreen[str | None]):
             return
         self.dismiss(self.query_one("#reason", Input).value.strip())
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if event.input.id == "name" and not self.query_one("#reason", Input).value.strip():
-            self.query_one("#reason", Input).focus()
+    def action_enter(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Button):
+            focused.press()
+            return
+        reason = self.query_one("#reason", Input)
+        if isinstance(focused, Input) and focused.id == "name" and not reason.value.strip():
+            self.set_focus(reason)  # synchronous, unlike Widget.focus()
             return
         self._confirm()
 
