@@ -54,7 +54,12 @@ async def test_pause_holds_a_timed_pause_and_resume_runs_it_again(tmp_path: Path
         assert paused.ok, paused.message
         await asyncio.sleep(0.6)  # twice the pause: its timer must not fire
         state = session.view(env).rollout
-        assert (state.phase, state.activity, state.weight, state.step_index) == (Phase.PAUSED, Activity.IDLE, 20, 1)
+        assert (state.phase, state.activity, state.weight, state.step_index) == (
+            Phase.PAUSED,
+            Activity.IDLE,
+            20,
+            1,
+        )
         assert "paused by ann" in state.reason and state.paused_by == "ann"
         resumed = await session.submit(env, Resume(), "fine")
         assert resumed.ok, resumed.message
@@ -63,7 +68,9 @@ async def test_pause_holds_a_timed_pause_and_resume_runs_it_again(tmp_path: Path
         state = session.view(env).rollout
         assert (state.phase, state.weight, state.paused_by) == (Phase.PAUSED, 50, None)
         records = session.journal.records(service=plan.service.name)
-        done = [(r.action, r.reason) for r in records if r.outcome == "ok" and r.action in ("pause", "resume")]
+        done = [
+            (r.action, r.reason) for r in records if r.outcome == "ok" and r.action in ("pause", "resume")
+        ]
         assert done == [("pause", "looking at the logs"), ("resume", "fine")]
     finally:
         await session.close()

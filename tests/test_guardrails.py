@@ -41,7 +41,12 @@ class FixedClock:
 
 def env(protected: bool = False) -> Environment:
     return Environment.model_validate(
-        {"name": "production", "protected": protected, "initial_version": "1.0.0", "backend": {"adapter": "memory"}}
+        {
+            "name": "production",
+            "protected": protected,
+            "initial_version": "1.0.0",
+            "backend": {"adapter": "memory"},
+        }
     )
 
 
@@ -62,7 +67,10 @@ def check(
 
 def test_a_freeze_window_refuses_only_a_start() -> None:
     rules = Rules(freeze=[FreezeWindow(start="11:00", end="13:00")])
-    assert check(rules, cmd.StartRollout("1.1.0")) == "production is frozen (11:00-13:00 UTC): no rollout may start"
+    assert (
+        check(rules, cmd.StartRollout("1.1.0"))
+        == "production is frozen (11:00-13:00 UTC): no rollout may start"
+    )
     assert check(rules, cmd.Abort()) is None  # traffic back to stable is never frozen
     assert check(Rules(freeze=[FreezeWindow(start="13:00", end="14:00")]), cmd.StartRollout("1.1.0")) is None
     overnight = Rules(freeze=[FreezeWindow(start="22:00", end="12:30")])
@@ -84,9 +92,14 @@ def test_a_command_the_backend_cannot_do_is_refused() -> None:
 
 
 def test_reasons_required_by_the_plan_and_by_a_protected_environment() -> None:
-    assert check(Rules(require_reason=True), cmd.Promote(), "  ") == "this plan requires a reason for every action"
+    assert (
+        check(Rules(require_reason=True), cmd.Promote(), "  ")
+        == "this plan requires a reason for every action"
+    )
     assert check(Rules(require_reason=True), cmd.Promote(), "ticket 42") is None
-    assert check(Rules(), cmd.Promote(), "", protected=True) == "production is protected: a reason is required"
+    assert (
+        check(Rules(), cmd.Promote(), "", protected=True) == "production is protected: a reason is required"
+    )
     assert check(Rules(), cmd.Promote(), "", protected=False) is None
     # A preview has no reason yet: the confirmation asks for one.
     assert check(Rules(require_reason=True), cmd.Promote(), None, protected=True) is None
@@ -98,7 +111,10 @@ def test_the_driver_lock_is_asked_and_granted_by_default() -> None:
             return f"{env} is driven by bob; ask them to hand over" if user != "bob" else None
 
     assert check(Rules(), cmd.Promote()) is None
-    assert check(Rules(), cmd.Promote(), lock=HeldByBob()) == "production is driven by bob; ask them to hand over"
+    assert (
+        check(Rules(), cmd.Promote(), lock=HeldByBob())
+        == "production is driven by bob; ask them to hand over"
+    )
     assert check(Rules(), cmd.Promote(), None, lock=HeldByBob()) is not None  # the preview too
 
 

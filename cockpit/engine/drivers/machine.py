@@ -324,6 +324,8 @@ class MachineDriver(Driver):
                     host.state = self.machine.analysis_progress(host.state, view)
                     host.changed()
 
-            view = await run_analysis(token.step, specs, host.metrics, progress)
+            view = await run_analysis(
+                token.step, specs, host.metrics, progress, sleep=host.clock.sleep, clock=host.clock.now
+            )
         async with host.lock:
             await self._drive(self.machine.analysis_finished(host.state, token, view, host.clock.now()))
