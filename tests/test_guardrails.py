@@ -192,3 +192,9 @@ async def test_the_session_freezes_on_its_clock(tmp_path: Path) -> None:
         assert (await later.submit("production", cmd.StartRollout("1.1.0"))).ok
     finally:
         await later.close()
+
+
+def test_the_screen_asks_for_a_reason_where_the_engine_requires_one() -> None:
+    guard = Guardrails(Rules())
+    assert not guard.needs_reason(env()) and guard.needs_reason(env(protected=True))
+    assert Guardrails(Rules(require_reason=True)).needs_reason(env())

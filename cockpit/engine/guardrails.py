@@ -68,6 +68,10 @@ class Guardrails:
                 return f"{window.start}-{window.end} UTC"
         return None
 
+    def needs_reason(self, env: Environment) -> bool:
+        """Must a person give a reason for commands on ``env``? (The screen asks for one.)"""
+        return env.protected or self.rules.require_reason
+
     def refusal(
         self,
         env: Environment,
@@ -87,10 +91,8 @@ class Guardrails:
             return f"the {backend} backend cannot {CANNOT.get(needed, needed.value)}"
         if held := self.lock.refusal(env.name, user):
             return held
-        if reason is None:
+        if reason is None or reason.strip() or not self.needs_reason(env):
             return None
-        if self.rules.require_reason and not reason.strip():
+        if self.rules.require_reason:
             return "this plan requires a reason for every action"
-        if env.protected and not reason.strip():
-            return f"{env.name} is protected: a reason is required"
-        return None
+        return f"{env.name} is protected: a reason is required"

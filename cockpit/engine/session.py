@@ -188,6 +188,10 @@ class Session:
             capabilities=backend.capabilities,
         )
 
+    def needs_reason(self, env: str) -> bool:
+        """Commands on ``env`` need a reason (protected, or the plan requires one)."""
+        return self.guardrails.needs_reason(self.controller(env).env)
+
     def preview(self, env: str, command: Command) -> str | None:
         """Why ``command`` on ``env`` would be refused right now, or ``None`` (pure; the
         reason rules wait for the confirmation that asks for one)."""

@@ -68,7 +68,7 @@ class Intents:
             self.app.notify(refusal, title=f"{intent.env}: {intent.action} refused", severity="warning")
             return
         view = self.session.view(intent.env)
-        need_reason = view.protected or self.session.plan.guardrails.require_reason
+        need_reason = self.session.needs_reason(intent.env)
         if not need_reason:
             self.run(intent, "")
             return
