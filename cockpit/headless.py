@@ -25,6 +25,7 @@ import time
 from typing import TextIO
 
 from cockpit.adapters.base import BackendConfigError, BackendError, BackendStatus, VersionNotFound
+from cockpit.engine.commands import Abort, Promote, StartRollout
 from cockpit.engine.controller import EnvironmentController
 from cockpit.engine.session import Session
 from cockpit.engine.state import Activity, Cause, Outcome, Phase, RolloutState
@@ -149,7 +150,7 @@ async def run_rollout(
             usage = isinstance(problem.error, BackendConfigError | VersionNotFound)
             return EXIT_USAGE if usage else EXIT_ERROR
         controller = session.controller(env)
-        result = await session.start_rollout(env, version, reason)
+        result = await session.submit(env, StartRollout(version), reason)
         if not result.ok:
             print(f"error: rollout refused: {result.message}", file=sys.stderr)
             return EXIT_USAGE
@@ -164,7 +165,7 @@ async def run_rollout(
             if _inconclusive(state):
                 # No human is here to decide: the safe choice is to send traffic back to stable.
                 why = "analysis inconclusive; no human in headless mode"
-                aborted = await session.abort(env, reason=why, cause=Cause.INCONCLUSIVE_HEADLESS)
+                aborted = await session.submit(env, Abort(cause=Cause.INCONCLUSIVE_HEADLESS), why)
                 if not aborted.ok and _inconclusive(controller.state):  # refused: nothing moved
                     say(f"error: the abort was refused: {aborted.message}")
                     return EXIT_ERROR
@@ -173,11 +174,11 @@ async def run_rollout(
             if waiting_for_human and (state.epoch, state.step_index) != promoted_at:
                 if auto_promote:
                     promoted_at = (state.epoch, state.step_index)
-                    promoted = await session.promote(env, reason=reason or "auto-promote (headless)")
+                    promoted = await session.submit(env, Promote(), reason or "auto-promote (headless)")
                     if not promoted.ok and promoted.cause is not None:
                         # Refused on observation (health gate, journal): with no human to
                         # decide, an automatic step that may not go forward goes back.
-                        await session.abort(env, reason=promoted.message, cause=promoted.cause)
+                        await session.submit(env, Abort(cause=promoted.cause), promoted.message)
                     continue
                 if promoted_at != (-1, state.step_index):
                     promoted_at = (-1, state.step_index)
@@ -191,7 +192,7 @@ async def run_rollout(
                 why = f"headless --timeout {timeout:g}s reached in {state.phase.value}"
                 controller.record_timeout(why)
                 if state.in_rollout:  # nobody will finish it: send traffic back to stable
-                    await session.abort(env, reason=why, cause=Cause.TIMEOUT)
+                    await session.submit(env, Abort(cause=Cause.TIMEOUT), why)
                 print(f"error: timed out after {timeout:g}s in {state.phase.value}", file=sys.stderr)
                 return EXIT_ERROR
             with contextlib.suppress(TimeoutError):

@@ -22,6 +22,7 @@ import pytest
 import tests.memory_backend  # noqa: F401 - registers the "memory" adapters
 from cockpit import secrets
 from cockpit.adapters.base import BackendError, Track
+from cockpit.engine.commands import Abort, Promote, PromoteFull, SetWeight, StartRollout
 from cockpit.engine.journal import Journal, JournalWriteError
 from cockpit.engine.session import Session
 from cockpit.engine.state import Activity, Cause, Phase
@@ -99,7 +100,7 @@ def memory_backend(session: Session) -> MemoryBackend:
 
 async def paused_at_20(session: Session) -> None:
     assert await session.start() == []
-    result = await session.start_rollout("production", "1.1.0")
+    result = await session.submit("production", StartRollout("1.1.0"))
     assert result.ok, result.message
     state = session.controller("production").state
     assert (state.phase, state.weight) == (Phase.PAUSED, 20), state
@@ -120,12 +121,8 @@ async def test_promotes_and_weight_raises_are_refused_while_the_canary_is_not_re
         await paused_at_20(session)
         backend = memory_backend(session)
         backend.sick(Track.CANARY, ready=0, problem="replica #1 exited with code 137")
-        for act in (
-            lambda: session.promote("production"),
-            lambda: session.promote_full("production"),
-            lambda: session.set_weight("production", 50),
-        ):
-            result = await act()
+        for command in (Promote(), PromoteFull(), SetWeight(50)):
+            result = await session.submit("production", command)
             assert not result.ok
             assert result.message == (
                 "refused by the health gate: canary 1.1.0 0/2 ready, 1 restart: replica #1 exited with code 137"
@@ -138,7 +135,7 @@ async def test_promotes_and_weight_raises_are_refused_while_the_canary_is_not_re
         for action in ("promote", "promote-full", "set-weight"):
             assert refusals(session, action) == [result.message], action
         # Moving traffic back towards stable is never gated.
-        assert (await session.set_weight("production", 10)).ok
+        assert (await session.submit("production", SetWeight(10))).ok
         assert backend.weight == 10
     finally:
         await session.close()
@@ -151,7 +148,7 @@ async def test_a_status_that_fails_closes_the_gate(tmp_path: Path) -> None:
         await paused_at_20(session)
         backend = memory_backend(session)
         backend.status_fails = True
-        result = await session.promote_full("production")
+        result = await session.submit("production", PromoteFull())
         assert not result.ok
         assert result.message.startswith("refused by the health gate: the status cannot be read:")
         assert backend.stable == "1.0.0" and backend.weight == 20
@@ -164,7 +161,7 @@ async def test_an_automatic_step_aborts_on_the_health_gate(tmp_path: Path) -> No
     session = Session(memory_plan(TIMED), state_dir=tmp_path, user="ann")
     try:
         assert await session.start() == []
-        assert (await session.start_rollout("production", "1.1.0")).ok
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
         backend = memory_backend(session)
         backend.sick(Track.CANARY, ready=1, problem="replica #2 exited with code 1")
         controller = session.controller("production")
@@ -226,7 +223,7 @@ async def test_an_intent_that_cannot_be_journaled_is_not_taken(tmp_path: Path) -
     try:
         assert await session.start() == []
         journal.failing = True
-        result = await session.start_rollout("production", "1.1.0")
+        result = await session.submit("production", StartRollout("1.1.0"))
         assert not result.ok and "disk full" in result.message
         backend = memory_backend(session)
         assert "deploy_canary" not in backend.calls and backend.canary is None
@@ -241,7 +238,7 @@ async def test_a_journal_failure_during_automatic_steps_sends_traffic_back(tmp_p
     session = Session(memory_plan(TIMED), state_dir=tmp_path, user="ann", journal=journal)
     try:
         assert await session.start() == []
-        assert (await session.start_rollout("production", "1.1.0")).ok
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
         journal.failing = True  # the disk fills up during the timed pause
         controller = session.controller("production")
         await until(lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE)
@@ -258,7 +255,7 @@ async def test_a_background_task_that_dies_is_degraded_not_lost(tmp_path: Path) 
     session = Session(memory_plan(TIMED), state_dir=tmp_path, user="ann")
     try:
         assert await session.start() == []
-        assert (await session.start_rollout("production", "1.1.0")).ok
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
         memory_backend(session).explode("set_weight")  # the next step hits an engine bug
         controller = session.controller("production")
         await until(lambda: controller.state.phase is Phase.DEGRADED)
@@ -342,7 +339,7 @@ async def test_verdict_of_a_failed_abort_is_1_even_after_an_analysis_abort(tmp_p
         controller = session.controller("production")
         backend = memory_backend(session)
         backend.down = True
-        result = await session.abort("production", "no human", cause=Cause.INCONCLUSIVE_HEADLESS)
+        result = await session.submit("production", Abort(cause=Cause.INCONCLUSIVE_HEADLESS), "no human")
         assert not result.ok
         assert controller.state.phase is Phase.DEGRADED and controller.state.cause is Cause.BACKEND_FAILURE
         code, line = await verdict(controller, "1.1.0")
@@ -450,7 +447,7 @@ async def local_paused(service: str, tmp_path: Path, replicas: int) -> Session:
     plan = parse_plan(LOCAL_PLAN.format(service=service, replicas=replicas))
     session = Session(plan, state_dir=tmp_path, user="ann")
     assert await session.start() == []
-    result = await session.start_rollout("production", "1.1.0")
+    result = await session.submit("production", StartRollout("1.1.0"))
     assert result.ok, result.message
     return session
 
@@ -465,8 +462,8 @@ async def test_a_dead_canary_is_never_promoted_and_users_see_no_failure(tmp_path
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         await until(lambda: "canary 1.1.0 0/2 ready" in controller.state.warning, timeout=5.0)
-        for act in (lambda: session.promote("production"), lambda: session.promote_full("production")):
-            result = await act()
+        for command in (Promote(), PromoteFull()):
+            result = await session.submit("production", command)
             assert not result.ok and result.cause is Cause.HEALTH_GATE
             assert result.message.startswith("refused by the health gate: canary 1.1.0 0/2 ready"), result.message
         state = controller.state
@@ -507,7 +504,7 @@ async def test_a_failed_abort_is_exit_1_not_3(tmp_path: Path, service: str) -> N
     assert router is not None
     os.kill(router.pid, signal.SIGSTOP)  # the control API stops answering: the abort times out
     try:
-        result = await session.abort("production", "no human", cause=Cause.INCONCLUSIVE_HEADLESS)
+        result = await session.submit("production", Abort(cause=Cause.INCONCLUSIVE_HEADLESS), "no human")
         assert not result.ok
         assert (controller.state.phase, controller.state.cause) == (Phase.DEGRADED, Cause.BACKEND_FAILURE)
         code, line = await verdict(controller, "1.1.0")
@@ -523,7 +520,7 @@ async def test_a_promote_is_0_only_when_the_backend_shows_it(tmp_path: Path) -> 
     session = Session(memory_plan(), state_dir=tmp_path, user="ci")
     try:
         await paused_at_20(session)
-        assert (await session.promote_full("production")).ok
+        assert (await session.submit("production", PromoteFull())).ok
         controller = session.controller("production")
         assert await verdict(controller, "1.1.0") == (0, "promoted: 1.1.0 serves 100% of production")
         memory_backend(session).stable = "1.0.0"  # changed behind the cockpit's back

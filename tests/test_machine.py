@@ -369,3 +369,70 @@ def test_a_stable_crash_loop_degrades_and_recovers(machine: RolloutMachine) -> N
     back = machine.stable_recovered(t.state)
     assert back is not None and back.state.phase is Phase.HEALTHY and back.state.cause is None
     assert machine.stable_crash_loop(at_step(machine, 1).state, "x") is None  # a rollout is on
+
+
+# ----------------------------------------------------------------------------- pause / resume by hand
+
+
+def test_pause_holds_a_timed_pause_and_drops_its_timer(machine: RolloutMachine) -> None:
+    timed = at_step(machine, 1)  # step 2: pause 5s, timer running
+    assert timed.state.paused_until == NOW + 5
+    held = machine.pause(timed.state, "ann")
+    s = held.state
+    assert (s.phase, s.activity, s.paused_by, s.paused_until) == (Phase.PAUSED, Activity.IDLE, "ann", None)
+    assert "paused by ann" in s.reason and held.effects == ()
+    assert s.epoch == timed.state.epoch + 1 and s.step_index == 1
+    # The old timer reporting late must not move the held rollout on.
+    assert machine.resume(s, timed.then, NOW + 5) is None
+
+
+def test_pause_stops_a_running_analysis(machine: RolloutMachine) -> None:
+    running = at_step(machine, 2)
+    assert running.state.phase is Phase.PROGRESSING and running.state.activity is Activity.ANALYSING
+    held = machine.pause(running.state, "ann").state
+    assert held.phase is Phase.PAUSED and held.analysis is None
+    late = AnalysisView(2, Outcome.SUCCESSFUL, ())
+    assert machine.analysis_finished(held, running.then, late, NOW) is None
+
+
+def test_resume_runs_the_held_step_again(machine: RolloutMachine) -> None:
+    held = machine.pause(at_step(machine, 1).state, "ann").state
+    t = machine.unpause(held, NOW + 100)
+    assert t.state.phase is Phase.PAUSED and t.state.activity is Activity.WAITING
+    assert t.state.paused_by is None and t.state.step_index == 1
+    assert t.state.paused_until == NOW + 105  # the whole duration again
+    assert t.effects == (WaitPause(5),) and t.note.startswith("resumed (paused by ann)")
+    analysis = machine.pause(at_step(machine, 2).state, "bob").state
+    again = machine.unpause(analysis, NOW)
+    assert again.state.activity is Activity.ANALYSING and again.effects == (RunAnalysis(("success-rate",)),)
+
+
+def test_promote_moves_past_a_held_step(machine: RolloutMachine) -> None:
+    held = machine.pause(at_step(machine, 1).state, "ann").state
+    t = machine.promote(held, NOW)
+    assert t.state.step_index == 2 and t.effects == (RunAnalysis(("success-rate",)),)
+    assert t.state.paused_by is None
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (lambda m: healthy(m), "no rollout in progress"),
+        (lambda m: at_step(m, 4).state, "already paused: step 5/5: paused until promoted"),
+        (lambda m: m.pause(at_step(m, 1).state, "ann").state, "already paused by ann"),
+        (lambda m: m.start(healthy(m), "1.1.0", VERSIONS, NOW).state, "busy deploying canary"),
+    ],
+)
+def test_pause_is_refused_where_it_means_nothing(machine: RolloutMachine, where, message: str) -> None:
+    with pytest.raises(Refused, match=message):
+        machine.pause(where(machine), "ann")
+
+
+def test_resume_is_refused_unless_paused_by_hand(machine: RolloutMachine) -> None:
+    with pytest.raises(Refused, match="nothing was paused by hand"):
+        machine.unpause(at_step(machine, 4).state, NOW)  # a pause step waits for promote, not resume
+    held = machine.pause(at_step(machine, 1).state, "ann").state
+    aborted = machine.abort(held, "aborted by ann").state
+    assert aborted.paused_by is None
+    with pytest.raises(Refused):
+        machine.unpause(aborted, NOW)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cockpit.engine.commands import Abort, Promote, Retry, Rollback, StartRollout
 from cockpit.engine.session import Session
 from cockpit.engine.state import Activity, Phase
 from cockpit.plan import parse_plan
@@ -53,15 +54,15 @@ async def test_protected_actions_need_a_reason_and_refusals_are_journaled(state_
     try:
         assert await session.start() == []
         # The screen asks before opening a confirmation: pure, nothing journaled.
-        assert session.preview("production", "promote") == "nothing is paused: production is Healthy"
-        assert session.preview("production", "rollout", version="1.1.0") is None
-        assert session.preview("production", "rollout", version="7.0.0").startswith("version 7.0.0 does not exist")
+        assert session.preview("production", Promote()) == "nothing is paused: production is Healthy"
+        assert session.preview("production", StartRollout("1.1.0")) is None
+        assert session.preview("production", StartRollout("7.0.0")).startswith("version 7.0.0 does not exist")
         assert session.journal.records(service=session.plan.service.name, text="refused") == []
-        result = await session.start_rollout("production", "1.1.0")
+        result = await session.submit("production", StartRollout("1.1.0"))
         assert not result.ok and result.message == "production is protected: a reason is required"
-        result = await session.promote("production", reason="go")
+        result = await session.submit("production", Promote(), "go")
         assert not result.ok and result.message == "nothing is paused: production is Healthy"
-        ok = await session.start_rollout("production", "1.1.0", reason="ticket 42")
+        ok = await session.submit("production", StartRollout("1.1.0"), "ticket 42")
         assert ok.ok, ok.message
         view = session.view("production")
         assert view.rollout.phase is Phase.PAUSED and view.rollout.weight == 30
@@ -82,20 +83,20 @@ async def test_promote_abort_retry_rollback_through_the_engine(state_dir: Path) 
     env = "production"
     try:
         await session.start()
-        assert (await session.start_rollout(env, "1.1.0", reason="r")).ok
-        assert (await session.abort(env, reason="looks off")).ok
+        assert (await session.submit(env, StartRollout("1.1.0"), "r")).ok
+        assert (await session.submit(env, Abort(), "looks off")).ok
         s = session.view(env).rollout
         assert s.phase is Phase.ABORTED and s.canary_version is None and "looks off" in s.reason
         assert session.view(env).backend.canary is None
-        assert (await session.retry(env, reason="again")).ok
+        assert (await session.submit(env, Retry(), "again")).ok
         assert session.view(env).rollout.phase is Phase.PAUSED
-        assert (await session.promote(env, reason="fine")).ok  # past the last pause -> 100 %
+        assert (await session.submit(env, Promote(), "fine")).ok  # past the last pause -> 100 %
         s = session.view(env).rollout
         assert s.phase is Phase.HEALTHY and s.stable_version == "1.1.0" and s.revision == 2
         assert session.view(env).backend.stable.version == "1.1.0"
-        refused = await session.rollback(env, revision=7, reason="x")
+        refused = await session.submit(env, Rollback(7), "x")
         assert not refused.ok and "revision 7 is not retained" in refused.message
-        assert (await session.rollback(env, reason="regression")).ok
+        assert (await session.submit(env, Rollback(), "regression")).ok
         s = session.view(env).rollout
         assert s.stable_version == "1.0.0" and s.revision == 3
         assert session.view(env).backend.stable.version == "1.0.0"
@@ -109,10 +110,10 @@ async def test_restart_reconciles_journal_and_backend(state_dir: Path) -> None:
     env = "production"
     first = Session(plan, state_dir=state_dir, user="ann")
     await first.start()
-    assert (await first.start_rollout(env, "1.1.0", reason="r")).ok
-    await first.promote(env, reason="ok")
+    assert (await first.submit(env, StartRollout("1.1.0"), "r")).ok
+    await first.submit(env, Promote(), "ok")
     await until(lambda: first.view(env).rollout.phase is Phase.HEALTHY)
-    assert (await first.start_rollout(env, "1.2.0", reason="next")).ok
+    assert (await first.submit(env, StartRollout("1.2.0"), "next")).ok
     await first.close()  # the cockpit stops mid-rollout: its local workloads stop with it
 
     second = Session(plan, state_dir=state_dir, user="bob")
@@ -123,7 +124,7 @@ async def test_restart_reconciles_journal_and_backend(state_dir: Path) -> None:
         assert second.view(env).backend.stable.version == "1.1.0"
         assert s.phase is Phase.ABORTED and s.target_version == "1.2.0"
         assert "stopped during the rollout of 1.2.0" in s.reason
-        assert (await second.retry(env, reason="resume")).ok  # R picks the interrupted release up
+        assert (await second.submit(env, Retry(), "resume")).ok  # R picks the interrupted release up
         assert second.view(env).rollout.canary_version == "1.2.0"
     finally:
         await second.close()
@@ -134,7 +135,7 @@ async def test_freeze_window_refuses_a_start(state_dir: Path) -> None:
     session = Session(make_plan('freeze = [{ start = "00:00", end = "23:59" }]'), state_dir=state_dir)
     try:
         await session.start()
-        result = await session.start_rollout("production", "1.1.0", reason="r")
+        result = await session.submit("production", StartRollout("1.1.0"), "r")
         assert not result.ok and result.message.startswith("production is frozen (00:00-23:59 UTC)")
     finally:
         await session.close()
@@ -146,9 +147,9 @@ async def test_an_abort_pressed_during_a_deploy_runs_right_after_it(state_dir: P
     env = "production"
     try:
         await session.start()
-        rollout = asyncio.create_task(session.start_rollout(env, "1.1.0", reason="r"))
+        rollout = asyncio.create_task(session.submit(env, StartRollout("1.1.0"), "r"))
         await until(lambda: session.view(env).rollout.activity is Activity.DEPLOYING)
-        aborted = await session.abort(env, reason="changed my mind")
+        aborted = await session.submit(env, Abort(), "changed my mind")
         assert (await rollout).ok
         assert aborted.ok, aborted.message
         s = session.view(env).rollout

@@ -42,6 +42,7 @@ class Capability(enum.StrEnum):
     ROLLBACK_TO_REVISION = "rollback-to-revision"  # can run any retained version again
     MIGRATIONS = "migrations"
     OWNS_WORKLOADS = "owns-workloads"  # workloads live and die with the cockpit (local)
+    DRIVES_STEPS = "drives-steps"  # the platform walks the steps itself (Argo Rollouts): mirror it
 
 
 # --------------------------------------------------------------------------- errors

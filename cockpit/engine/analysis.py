@@ -150,9 +150,11 @@ def combine(step: int, runs: list[CheckRun]) -> AnalysisView:
     return AnalysisView(step, Outcome.RUNNING, views)
 
 
-async def take_measurement(check: Check, source: MetricsSource) -> Measurement:
+async def take_measurement(
+    check: Check, source: MetricsSource, clock: Callable[[], float] = time.time
+) -> Measurement:
     """Measure ``check`` once over its interval, on the canary (stable alongside)."""
-    now = time.time()
+    now = clock()
     try:
         if check.query is not None:
             value = await source.query(check.query)
@@ -175,6 +177,7 @@ async def run_analysis(
     source: MetricsSource,
     on_progress: Callable[[AnalysisView], None],
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> AnalysisView:
     """Run the checks side by side until the run has an outcome; report each measurement."""
     runs = [CheckRun(c) for c in checks]
@@ -183,7 +186,7 @@ async def run_analysis(
     async def loop(run: CheckRun) -> None:
         while run.outcome is Outcome.RUNNING and not decided.is_set():
             await sleep(run.check.interval)
-            run.record(await take_measurement(run.check, source))
+            run.record(await take_measurement(run.check, source, clock))
             view = combine(step, runs)
             on_progress(view)
             if view.outcome is not Outcome.RUNNING and view.outcome is not Outcome.SUCCESSFUL:

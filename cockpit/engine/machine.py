@@ -9,7 +9,9 @@ effects and reports back through :meth:`RolloutMachine.resume` or
 
 Semantics follow Argo Rollouts: promote moves past one pause, full promote jumps
 to 100 %, abort sends all traffic to stable at once and then scales the canary
-down, retry restarts the steps, rollback runs a retained revision again.
+down, retry restarts the steps, rollback runs a retained revision again, pause
+holds a progressing rollout where it is (its step's timer stops) until a resume
+runs that step again or a promote moves past it.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class RolloutMachine:
 
     def _enter_step(self, state: RolloutState, index: int, now: float) -> Transition:
         """Walk to step ``index``: emit what that step needs."""
-        base = replace(state, step_index=index, paused_until=None, phase=Phase.PROGRESSING)
+        base = replace(state, step_index=index, paused_until=None, paused_by=None, phase=Phase.PROGRESSING)
         if index >= len(self.steps):
             promoting = replace(
                 base,
@@ -174,6 +176,7 @@ class RolloutMachine:
             activity=Activity.ABORTING,
             epoch=state.epoch + 1,
             paused_until=None,
+            paused_by=None,
             reason=reason,
             cause=cause,
         )
@@ -211,6 +214,7 @@ class RolloutMachine:
             epoch=state.epoch + 1,
             analysis=None,
             paused_until=None,
+            paused_by=None,
             cause=None,
             warning="",
             reason=f"deploying canary {version}",
@@ -235,6 +239,40 @@ class RolloutMachine:
     def _busy_except_waiting(self, state: RolloutState) -> None:
         if state.activity not in (Activity.WAITING, Activity.IDLE, Activity.ANALYSING):
             self._busy(state)
+
+    def pause(self, state: RolloutState, user: str) -> Transition:
+        """Hold a progressing rollout where it is: the epoch grows so the running step's
+        timer (a timed pause, an analysis) is dropped; nothing moves until a person says."""
+        if not state.in_rollout:
+            raise Refused(f"no rollout in progress on {state.env} ({state.phase.value})")
+        if state.paused_by is not None:
+            raise Refused(f"already paused by {state.paused_by}; resume or promote (p) to go on")
+        if state.phase is Phase.PAUSED and state.paused_until is None:
+            raise Refused(f"already paused: {state.reason}")
+        self._busy(state)
+        label = f"step {state.step_index + 1}/{len(self.steps)}"
+        held = replace(
+            state,
+            phase=Phase.PAUSED,
+            activity=Activity.IDLE,
+            epoch=state.epoch + 1,
+            paused_until=None,
+            paused_by=user,
+            # A stopped analysis has no outcome: show none rather than a run frozen at "Running".
+            analysis=None if state.activity is Activity.ANALYSING else state.analysis,
+            reason=f"{label}: paused by {user}; resume to run the step again, promote (p) to skip it",
+        )
+        return Transition(held, note=f"paused by {user} at {label}")
+
+    def unpause(self, state: RolloutState, now: float) -> Transition:
+        """Go on after a :meth:`pause`: the held step runs again from its start (a timed
+        pause waits its whole duration, an analysis measures afresh)."""
+        if state.phase is not Phase.PAUSED or state.paused_by is None:
+            raise Refused(f"nothing was paused by hand on {state.env} ({state.phase.value})")
+        self._busy_except_waiting(state)
+        held_by = state.paused_by
+        going = replace(state, epoch=state.epoch + 1, paused_by=None, activity=Activity.IDLE)
+        return _prefixed(f"resumed (paused by {held_by})", self._enter_step(going, state.step_index, now))
 
     def promote_full(self, state: RolloutState) -> Transition:
         if not state.in_rollout:
@@ -283,6 +321,7 @@ class RolloutMachine:
             activity=Activity.IDLE,
             epoch=state.epoch + 1,
             paused_until=None,
+            paused_by=None,
             cause=Cause.INTERNAL_ERROR,
             reason=f"internal error: {error}{where}; abort (a) sends traffic back to stable",
         )
@@ -438,6 +477,7 @@ class RolloutMachine:
             canary_version=None,
             weight=0,
             paused_until=None,
+            paused_by=None,
             cause=None,
             warning="",
             reason=reason.format(version=version, n=revision.number),

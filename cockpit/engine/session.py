@@ -7,9 +7,7 @@ terminal is never the only way to ship and both behave the same.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +15,13 @@ from pathlib import Path
 from cockpit import paths
 from cockpit.adapters import registry
 from cockpit.adapters.base import AdapterContext, BackendError, DeployBackend, LogLine, MetricsSource
-from cockpit.engine.controller import ActionResult, EnvironmentController, EnvView, TransitionListener
+from cockpit.engine.clock import SYSTEM_CLOCK, Clock
+from cockpit.engine.commands import Command
+from cockpit.engine.controller import EnvironmentController, TransitionListener
+from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.journal import Journal, current_user
 from cockpit.engine.logbuffer import LogHub
-from cockpit.engine.state import Cause
+from cockpit.engine.views import ActionResult, EnvView
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import SecretError, resolve
 
@@ -44,8 +45,12 @@ class Session:
         journal: Journal | None = None,
         log_capacity: int = 20_000,
         on_transition: TransitionListener | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        driver_lock: DriverLock | None = None,
     ) -> None:
         self.plan = plan
+        self.clock = clock
+        self.guardrails = Guardrails(plan.guardrails, driver_lock, clock)
         self.state_dir = paths.state_dir(state_dir)
         self.user = user or current_user()
         self.journal = journal or Journal(paths.journal_path(self.state_dir))
@@ -55,7 +60,7 @@ class Session:
         for env in plan.environments:
             backend, metrics = self._create_adapters(env)
             controller = EnvironmentController(
-                plan, env, backend, metrics, self.journal, self.user, on_transition
+                plan, env, backend, metrics, self.journal, self.user, on_transition, clock
             )
             controller.add_change_listener(self._changed)
             self.controllers[env.name] = controller
@@ -134,8 +139,8 @@ class Session:
                 log.warning("%s", line)
                 for controller in chosen:
                     env = controller.env.name
-                    self.logs.sink_for(env)([LogLine(time.time(), env, "cockpit", None, line)])
-                    controller._journal_quietly("secrets", "info", detail=line)
+                    self.logs.sink_for(env)([LogLine(self.clock.now(), env, "cockpit", None, line)])
+                    controller.journal_quietly("secrets", "info", detail=line)
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.controllers.values()), return_exceptions=True)
@@ -170,69 +175,33 @@ class Session:
         parts = [f"{v.name}: {v.rollout.target_version}" for v in self.views() if v.rollout.in_rollout]
         return ", ".join(parts) or None
 
-    # ------------------------------------------------------------------ intents (UI and CLI alike)
+    # ------------------------------------------------------------------ commands (UI and CLI alike)
 
-    def frozen(self, env: str, now: dt.datetime | None = None) -> str | None:
-        """The freeze window that forbids starting a rollout on ``env`` now, if any."""
-        now = now or dt.datetime.now(dt.UTC)
-        minute = now.hour * 60 + now.minute
-        for window in self.plan.guardrails.freeze:
-            if window.environments and env not in window.environments:
-                continue
-            start = int(window.start[:2]) * 60 + int(window.start[3:])
-            end = int(window.end[:2]) * 60 + int(window.end[3:])
-            inside = start <= minute < end if start <= end else (minute >= start or minute < end)
-            if inside:
-                return f"{window.start}-{window.end} UTC"
-        return None
-
-    def _needs_reason(self, env: str, reason: str) -> str | None:
-        if self.plan.guardrails.require_reason and not reason.strip():
-            return "this plan requires a reason for every action"
-        return None
-
-    def preview(self, env: str, action: str, **args: object) -> str | None:
-        """Why ``action`` on ``env`` would be refused right now, or ``None`` (pure)."""
-        if action == "rollout" and (window := self.frozen(env)):
-            return f"{env} is frozen ({window}): no rollout may start"
-        return self.controller(env).preview(action, **args)
-
-    async def start_rollout(self, env: str, version: str, reason: str = "") -> ActionResult:
-        controller = self.controller(env)
-        window = self.frozen(env)
-        problem = (
-            f"{env} is frozen ({window}): no rollout may start" if window else self._needs_reason(env, reason)
+    def _refusal(self, controller: EnvironmentController, command: Command, reason: str | None) -> str | None:
+        backend = controller.backend
+        return self.guardrails.refusal(
+            controller.env,
+            command,
+            reason=reason,
+            user=self.user,
+            backend=backend.name,
+            capabilities=backend.capabilities,
         )
-        if problem:
-            controller._journal("rollout", "refused", reason=reason, detail=problem)
-            return ActionResult(False, problem)
-        return await controller.start_rollout(version, reason)
 
-    async def _guarded(
-        self, env: str, action: str, reason: str, run: Callable[[EnvironmentController], object]
-    ) -> ActionResult:
+    def needs_reason(self, env: str) -> bool:
+        """Commands on ``env`` need a reason (protected, or the plan requires one)."""
+        return self.guardrails.needs_reason(self.controller(env).env)
+
+    def preview(self, env: str, command: Command) -> str | None:
+        """Why ``command`` on ``env`` would be refused right now, or ``None`` (pure; the
+        reason rules wait for the confirmation that asks for one)."""
         controller = self.controller(env)
-        problem = self._needs_reason(env, reason)
+        return self._refusal(controller, command, None) or controller.preview(command)
+
+    async def submit(self, env: str, command: Command, reason: str = "") -> ActionResult:
+        """Run ``command`` on ``env``: the guardrails first, then the environment's driver."""
+        controller = self.controller(env)
+        problem = self._refusal(controller, command, reason)
         if problem:
-            controller._journal(action, "refused", reason=reason, detail=problem)
-            return ActionResult(False, problem)
-        return await run(controller)  # type: ignore[misc]
-
-    async def promote(self, env: str, reason: str = "") -> ActionResult:
-        return await self._guarded(env, "promote", reason, lambda c: c.promote(reason))
-
-    async def promote_full(self, env: str, reason: str = "") -> ActionResult:
-        return await self._guarded(env, "promote-full", reason, lambda c: c.promote_full(reason))
-
-    async def abort(self, env: str, reason: str = "", cause: Cause = Cause.ABORTED_BY_USER) -> ActionResult:
-        """Traffic back to stable; ``cause`` says who decided (a person by default)."""
-        return await self._guarded(env, "abort", reason, lambda c: c.abort(reason, cause))
-
-    async def retry(self, env: str, reason: str = "") -> ActionResult:
-        return await self._guarded(env, "retry", reason, lambda c: c.retry(reason))
-
-    async def set_weight(self, env: str, weight: int, reason: str = "") -> ActionResult:
-        return await self._guarded(env, "set-weight", reason, lambda c: c.set_weight(weight, reason))
-
-    async def rollback(self, env: str, revision: int | None = None, reason: str = "") -> ActionResult:
-        return await self._guarded(env, "rollback", reason, lambda c: c.rollback(revision, reason))
+            return controller.refuse(command.action, reason, problem)
+        return await controller.submit(command, reason)

@@ -118,6 +118,7 @@ class RolloutState:
     revisions: tuple[Revision, ...] = field(default_factory=tuple)
     cause: Cause | None = None  # why the rollout was aborted or degraded; None on the normal path
     warning: str = ""  # what the last status poll saw wrong (e.g. "canary 1/2 ready: ..."), "" if fine
+    paused_by: str | None = None  # who paused the rollout by hand (a Pause command); None otherwise
 
     @property
     def in_rollout(self) -> bool:

@@ -25,6 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from cockpit.engine.commands import StartRollout
 from cockpit.engine.session import Session
 from cockpit.ui.config import UIConfig, load_config
 from cockpit.ui.intents import Intent, Intents
@@ -133,7 +134,7 @@ class CockpitApp(App[None]):
             env, version, reason = self.initial_rollout
             # Asked for on the command line, reason included: no modal, the engine's
             # rules (protected environments need a reason) still apply.
-            self.intents.run(Intent(env, "rollout", f"start a rollout of {version}", version=version), reason)
+            self.intents.run(Intent(env, StartRollout(version), f"start a rollout of {version}"), reason)
 
     async def action_quit(self) -> None:
         if self._quitting:  # a second q while stopping: leave now

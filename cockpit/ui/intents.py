@@ -16,11 +16,10 @@ Every action key ends here. The flow is the same for all of them:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cockpit.engine.controller import ActionResult
+from cockpit.engine.commands import Command
 from cockpit.engine.session import Session
 
 if TYPE_CHECKING:
@@ -32,13 +31,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Intent:
     env: str
-    action: (
-        str  # the journal's action name: rollout, promote, promote-full, abort, retry, set-weight, rollback
-    )
+    command: Command
     what: str  # for people: "promote past the pause", "set the canary weight to 30%"
-    version: str | None = None
-    weight: int | None = None
-    revision: int | None = None
+
+    @property
+    def action(self) -> str:
+        """The journal's action name, also the notification's title."""
+        return self.command.action
 
 
 def preflight(session: Session, intent: Intent) -> str | None:
@@ -48,9 +47,7 @@ def preflight(session: Session, intent: Intent) -> str | None:
     asked for real. An unexpected error means "ask the engine", never a false refusal.
     """
     try:
-        return session.preview(
-            intent.env, intent.action, version=intent.version, weight=intent.weight, revision=intent.revision
-        )
+        return session.preview(intent.env, intent.command)
     except Exception:  # the real call will say what is wrong
         log.debug("preflight of %s failed", intent, exc_info=True)
     return None
@@ -71,7 +68,7 @@ class Intents:
             self.app.notify(refusal, title=f"{intent.env}: {intent.action} refused", severity="warning")
             return
         view = self.session.view(intent.env)
-        need_reason = view.protected or self.session.plan.guardrails.require_reason
+        need_reason = self.session.needs_reason(intent.env)
         if not need_reason:
             self.run(intent, "")
             return
@@ -84,33 +81,19 @@ class Intents:
 
         self.app.push_screen(ConfirmScreen(intent.env, intent.what, need_name=view.protected), confirmed)
 
-    def _call(self, intent: Intent, reason: str) -> Callable[[], Awaitable[ActionResult]]:
-        s, env = self.session, intent.env
-        calls: dict[str, Callable[[], Awaitable[ActionResult]]] = {
-            "rollout": lambda: s.start_rollout(env, intent.version or "", reason),
-            "promote": lambda: s.promote(env, reason),
-            "promote-full": lambda: s.promote_full(env, reason),
-            "abort": lambda: s.abort(env, reason),
-            "retry": lambda: s.retry(env, reason),
-            "set-weight": lambda: s.set_weight(env, intent.weight or 0, reason),
-            "rollback": lambda: s.rollback(env, intent.revision, reason),
-        }
-        return calls[intent.action]
-
     def run(self, intent: Intent, reason: str) -> None:
-        call = self._call(intent, reason)
         self.app.run_worker(
-            self._execute(intent, call),
+            self._execute(intent, reason),
             name=f"intent-{intent.env}-{intent.action}",
             group=f"intent-{intent.env}",
             exit_on_error=False,
         )
 
-    async def _execute(self, intent: Intent, call: Callable[[], Awaitable[ActionResult]]) -> None:
+    async def _execute(self, intent: Intent, reason: str) -> None:
         self.pending[intent.env] = intent.what
         self.app.intent_changed(intent.env)
         try:
-            result = await call()
+            result = await self.session.submit(intent.env, intent.command, reason)
         except Exception as err:  # an engine bug must not take the cockpit down mid-release
             log.exception("intent %s failed", intent)
             self.app.notify(f"{intent.what} failed: {err}", title=f"{intent.env}: error", severity="error")

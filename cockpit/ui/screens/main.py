@@ -25,7 +25,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from cockpit.engine.controller import EnvView
+from cockpit.engine.commands import Abort, Promote, PromoteFull, Retry, Rollback, SetWeight, StartRollout
+from cockpit.engine.views import EnvView
 from cockpit.ui import keys, render
 from cockpit.ui.intents import Intent, preflight
 from cockpit.ui.widgets.env_column import EnvColumn
@@ -270,7 +271,7 @@ class MainScreen(Screen[None]):
 
         def picked(version: str | None) -> None:
             if version:
-                self._request(Intent(env, "rollout", f"start a rollout of {version}", version=version))
+                self._request(Intent(env, StartRollout(version), f"start a rollout of {version}"))
 
         from cockpit.ui.screens.pickers import VersionPicker  # imported when first needed: faster start
 
@@ -279,7 +280,7 @@ class MainScreen(Screen[None]):
     def action_weight(self, delta: int) -> None:
         view = self.view()
         weight = max(0, min(100, view.rollout.weight + delta))
-        self._request(Intent(view.name, "set-weight", f"set the canary weight to {weight}%", weight=weight))
+        self._request(Intent(view.name, SetWeight(weight), f"set the canary weight to {weight}%"))
 
     def on_weight_bar_requested(self, event: WeightBar.Requested) -> None:
         column = next((c for c in self._columns.values() if event.bar in c.query(WeightBar)), None)
@@ -287,29 +288,29 @@ class MainScreen(Screen[None]):
             return
         self.select_env(column.env)
         self._request(
-            Intent(column.env, "set-weight", f"set the canary weight to {event.weight}%", weight=event.weight)
+            Intent(column.env, SetWeight(event.weight), f"set the canary weight to {event.weight}%")
         )
 
     def action_promote(self) -> None:
-        self._request(Intent(self.current, "promote", "promote past the pause"))
+        self._request(Intent(self.current, Promote(), "promote past the pause"))
 
     def action_promote_full(self) -> None:
         canary = self.view().rollout.canary_version or "the canary"
-        self._request(Intent(self.current, "promote-full", f"fully promote {canary} to 100%"))
+        self._request(Intent(self.current, PromoteFull(), f"fully promote {canary} to 100%"))
 
     def action_abort(self) -> None:
-        self._request(Intent(self.current, "abort", "abort the rollout (all traffic to stable)"))
+        self._request(Intent(self.current, Abort(), "abort the rollout (all traffic to stable)"))
 
     def action_retry(self) -> None:
         target = self.view().rollout.target_version or "the last rollout"
-        self._request(Intent(self.current, "retry", f"retry the rollout of {target}"))
+        self._request(Intent(self.current, Retry(), f"retry the rollout of {target}"))
 
     def action_rollback(self) -> None:
         view = self.view()
         env, r = view.name, view.rollout
         # Ask the engine's rules first (abort first, nothing older retained...) so the
         # picker only opens when a rollback is possible at all.
-        refusal = preflight(self.cockpit.session, Intent(env, "rollback", "roll back"))
+        refusal = preflight(self.cockpit.session, Intent(env, Rollback(), "roll back"))
         if refusal:
             self.notify(refusal, title=f"{env}: rollback refused", severity="warning")
             return
@@ -319,7 +320,7 @@ class MainScreen(Screen[None]):
                 number = int(revision)
                 version = next((x.version for x in r.revisions if x.number == number), "?")
                 self._request(
-                    Intent(env, "rollback", f"roll back to revision {number} ({version})", revision=number)
+                    Intent(env, Rollback(number), f"roll back to revision {number} ({version})")
                 )
 
         from cockpit.ui.screens.pickers import RevisionPicker
