@@ -36,7 +36,6 @@ from cockpit.adapters.base import (
     TrackStatus,
 )
 from cockpit.engine.analysis import run_analysis
-from cockpit.engine.journal import Journal, JournalWriteError
 from cockpit.engine.machine import (
     BACKEND_EFFECTS,
     DeployCanary,
@@ -53,6 +52,7 @@ from cockpit.engine.machine import (
     WaitPause,
 )
 from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Phase, Revision, RolloutState
+from cockpit.engine.store import JournalWriteError, Store
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
 
@@ -134,7 +134,7 @@ class EnvironmentController:
         env: Environment,
         backend: DeployBackend,
         metrics: MetricsSource | None,
-        journal: Journal,
+        journal: Store,
         user: str,
         on_transition: TransitionListener | None = None,
     ) -> None:

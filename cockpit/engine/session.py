@@ -18,9 +18,10 @@ from cockpit import paths
 from cockpit.adapters import registry
 from cockpit.adapters.base import AdapterContext, BackendError, DeployBackend, LogLine, MetricsSource
 from cockpit.engine.controller import ActionResult, EnvironmentController, EnvView, TransitionListener
-from cockpit.engine.journal import Journal, current_user
 from cockpit.engine.logbuffer import LogHub
 from cockpit.engine.state import Cause
+from cockpit.engine.store import Store, open_store
+from cockpit.identity import current_user
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import SecretError, resolve
 
@@ -41,14 +42,14 @@ class Session:
         plan: Plan,
         state_dir: Path | None = None,
         user: str | None = None,
-        journal: Journal | None = None,
+        journal: Store | None = None,
         log_capacity: int = 20_000,
         on_transition: TransitionListener | None = None,
     ) -> None:
         self.plan = plan
         self.state_dir = paths.state_dir(state_dir)
         self.user = user or current_user()
-        self.journal = journal or Journal(paths.journal_path(self.state_dir))
+        self.journal = journal or open_store(plan, self.state_dir)
         self.logs = LogHub([e.name for e in plan.environments], log_capacity)
         self.controllers: dict[str, EnvironmentController] = {}
         self._change_listeners: list[Callable[[], None]] = []
