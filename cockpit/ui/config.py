@@ -2,7 +2,8 @@
 
 Only presentation lives here (theme, keys, log pane); what a release does lives in
 the plan. A broken file is reported once and the defaults are used, so a typo never
-locks an engineer out of the cockpit in the middle of an incident.
+locks an engineer out of the cockpit in the middle of an incident. The ``[user]`` section
+belongs to :mod:`cockpit.identity`; the file itself is read by :func:`cockpit.paths.read_config`.
 """
 
 from __future__ import annotations
