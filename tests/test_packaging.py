@@ -115,3 +115,19 @@ def test_every_data_file_is_package_data() -> None:
     assert "ui/app.tcss" in data and "demo/plan.toml" in data and "ui/builtin_themes/dark.toml" in data
     unshipped = [name for name in data if not any(shipped(name, p) for p in patterns)]
     assert unshipped == []
+
+
+def test_ci_checks_the_installed_package_before_the_suite() -> None:
+    """.ci/run runs scripts/test.sh, which runs scripts/check_install.sh before pytest: a
+    wheel missing a file fails CI even when every test passes in the editable install."""
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+    steps = [
+        line.strip()
+        for line in (ROOT / "scripts" / "test.sh").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    check = steps.index("bash scripts/check_install.sh")
+    pytest_run = next(i for i, line in enumerate(steps) if "-m pytest" in line)
+    assert check < pytest_run
+    script = (ROOT / "scripts" / "check_install.sh").read_text()
+    assert 'pip install -q "$WORK/src"' in script and " -e " not in script  # not editable
