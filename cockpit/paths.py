@@ -1,9 +1,12 @@
-"""Where the cockpit keeps its state: the journal and runtime files."""
+"""Where the cockpit keeps its state (the journal and runtime files) and where the user's
+config file is, with the one function that reads it."""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -43,3 +46,31 @@ def run_dir(base: Path, service: str, env: str) -> Path:
     path = base / "run" / service / env
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def config_dir() -> Path:
+    """``COCKPIT_CONFIG_DIR``, else the platform's config dir (``~/.config/cockpit`` on Linux)."""
+    chosen = os.environ.get("COCKPIT_CONFIG_DIR")
+    return Path(chosen).expanduser() if chosen else Path(platformdirs.user_config_dir("cockpit"))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def read_config(path: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The user's config file as a TOML table (empty when there is none), and the problem
+    that made it unreadable. Each part of the cockpit validates only its own section (the
+    screen its settings, :mod:`cockpit.identity` the user's name), so the file is read here
+    and only here."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, UnicodeDecodeError) as err:
+        return {}, [f"{path}: cannot read ({err}); using defaults"]
+    try:
+        return tomllib.loads(text), []
+    except tomllib.TOMLDecodeError as err:
+        return {}, [f"{path}: not valid TOML ({err}); using defaults"]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything, start the real servers the tests use, run the whole suite, stop them.
+# Install everything, start the real servers the tests use, lint, check that a non-editable
+# install runs the demo (scripts/check_install.sh), run the whole suite, stop the servers.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ trap cleanup EXIT
 source <(bash scripts/servers.sh start "$RT")
 
 .venv/bin/ruff check cockpit tests scripts
+# The package as a user gets it: pip install . into a fresh venv, then the demo.
+bash scripts/check_install.sh
 set +e
 .venv/bin/python -m pytest -ra -p no:cacheprovider "$@"
 status=$?

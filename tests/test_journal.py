@@ -151,12 +151,23 @@ def test_revisions_and_last_snapshot(tmp_path: Path) -> None:
     assert snap is not None and snap.phase == "Paused" and snap.target_version == "1.2.0"
 
 
-def test_current_user_names_the_person(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_current_user_names_the_person(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("COCKPIT_USER", raising=False)
+    monkeypatch.setenv("COCKPIT_CONFIG_DIR", str(tmp_path))  # no [user] name from the real config
     plain = current_user()
     assert plain
     monkeypatch.setenv("COCKPIT_USER", "ann")
     assert current_user() in ("ann", f"ann ({plain})")
+
+
+def test_the_old_names_are_the_store_and_identity_ones() -> None:
+    """Code written against this module keeps working: the names are re-exports, not copies."""
+    from cockpit import identity
+    from cockpit.engine import store
+
+    assert Journal is store.SQLiteStore and JournalWriteError is store.JournalWriteError
+    assert BrokenLink is store.BrokenLink and keep_aside is store.keep_aside
+    assert current_user is identity.current_user
 
 
 def test_the_writer_runs_in_wal_with_synchronous_full(tmp_path: Path) -> None:

@@ -22,10 +22,10 @@ from cockpit.adapters.base import BackendError, DeployBackend, MetricsSource
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
 from cockpit.engine.commands import Command
 from cockpit.engine.drivers import Driver, GateRefused, driver_class
-from cockpit.engine.journal import Journal, JournalWriteError
 from cockpit.engine.machine import Refused
 from cockpit.engine.polling import Poller, PollState, backoff
 from cockpit.engine.state import Cause, Revision, RolloutState
+from cockpit.engine.store import JournalWriteError, Store
 from cockpit.engine.views import ActionResult, EnvView, describe_track
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
@@ -44,7 +44,7 @@ class EnvironmentController:
         env: Environment,
         backend: DeployBackend,
         metrics: MetricsSource | None,
-        journal: Journal,
+        journal: Store,
         user: str,
         on_transition: TransitionListener | None = None,
         clock: Clock = SYSTEM_CLOCK,

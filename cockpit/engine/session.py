@@ -19,9 +19,10 @@ from cockpit.engine.clock import SYSTEM_CLOCK, Clock
 from cockpit.engine.commands import Command
 from cockpit.engine.controller import EnvironmentController, TransitionListener
 from cockpit.engine.guardrails import DriverLock, Guardrails
-from cockpit.engine.journal import Journal, current_user
 from cockpit.engine.logbuffer import LogHub
+from cockpit.engine.store import Store, open_store
 from cockpit.engine.views import ActionResult, EnvView
+from cockpit.identity import current_user
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import SecretError, resolve
 
@@ -42,7 +43,7 @@ class Session:
         plan: Plan,
         state_dir: Path | None = None,
         user: str | None = None,
-        journal: Journal | None = None,
+        journal: Store | None = None,
         log_capacity: int = 20_000,
         on_transition: TransitionListener | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -53,7 +54,7 @@ class Session:
         self.guardrails = Guardrails(plan.guardrails, driver_lock, clock)
         self.state_dir = paths.state_dir(state_dir)
         self.user = user or current_user()
-        self.journal = journal or Journal(paths.journal_path(self.state_dir))
+        self.journal = journal or open_store(plan, self.state_dir)
         self.logs = LogHub([e.name for e in plan.environments], log_capacity)
         self.controllers: dict[str, EnvironmentController] = {}
         self._change_listeners: list[Callable[[], None]] = []

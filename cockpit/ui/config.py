@@ -2,33 +2,25 @@
 
 Only presentation lives here (theme, keys, log pane); what a release does lives in
 the plan. A broken file is reported once and the defaults are used, so a typo never
-locks an engineer out of the cockpit in the middle of an incident.
+locks an engineer out of the cockpit in the middle of an incident. The ``[user]`` section
+belongs to :mod:`cockpit.identity`; the file itself is read by :func:`cockpit.paths.read_config`.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cockpit.identity import UserSettings
+from cockpit.paths import config_dir, config_path, read_config
 from cockpit.ui.keys import keymap_problems
+
+__all__ = ["LOG_MODES", "LogMode", "UIConfig", "config_dir", "config_path", "load_config"]
 
 LogMode = Literal["focused", "merged", "split", "hidden"]
 LOG_MODES: tuple[LogMode, ...] = ("focused", "merged", "split", "hidden")
-
-
-def config_dir() -> Path:
-    """``COCKPIT_CONFIG_DIR``, else the platform's config dir (``~/.config/cockpit`` on Linux)."""
-    chosen = os.environ.get("COCKPIT_CONFIG_DIR")
-    return Path(chosen).expanduser() if chosen else Path(platformdirs.user_config_dir("cockpit"))
-
-
-def config_path() -> Path:
-    return config_dir() / "config.toml"
 
 
 class UIConfig(BaseModel):
@@ -48,6 +40,9 @@ class UIConfig(BaseModel):
     """Height of each sparkline; taller costs more to draw at every refresh."""
     min_column_width: int = Field(default=40, ge=20, le=120)
     """Below this many columns per environment the screen shows tabs instead."""
+    user: UserSettings = Field(default_factory=UserSettings)
+    """Who you are in the journal (read by :mod:`cockpit.identity`; validated here too so a
+    mistake in it is reported on screen like any other)."""
 
     @field_validator("keys")
     @classmethod
@@ -61,16 +56,11 @@ class UIConfig(BaseModel):
 def load_config(path: Path | None = None) -> tuple[UIConfig, list[str]]:
     """The config at ``path`` (default: the user's), and the problems that made it fall back."""
     path = path or config_path()
+    table, problems = read_config(path)
+    if problems:
+        return UIConfig(), problems
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return UIConfig(), []
-    except (OSError, UnicodeDecodeError) as err:
-        return UIConfig(), [f"{path}: cannot read ({err}); using defaults"]
-    try:
-        return UIConfig.model_validate(tomllib.loads(text)), []
-    except tomllib.TOMLDecodeError as err:
-        return UIConfig(), [f"{path}: not valid TOML ({err}); using defaults"]
+        return UIConfig.model_validate(table), []
     except ValidationError as err:
         parts = []
         for e in err.errors(include_url=False):
