@@ -26,15 +26,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cockpit.adapters.base import (
-    BackendError,
-    BackendStatus,
-    Capability,
-    DeployBackend,
-    MetricsSource,
-    MetricsWindow,
-    TrackStatus,
-)
+from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.analysis import run_analysis
 from cockpit.engine.journal import Journal, JournalWriteError
 from cockpit.engine.machine import (
@@ -53,6 +45,7 @@ from cockpit.engine.machine import (
     WaitPause,
 )
 from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Phase, Revision, RolloutState
+from cockpit.model import BackendStatus, MetricsWindow, TrackStatus
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
 
