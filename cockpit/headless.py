@@ -24,11 +24,12 @@ import sys
 import time
 from typing import TextIO
 
-from cockpit.adapters.base import BackendConfigError, BackendError, BackendStatus, VersionNotFound
+from cockpit.adapters.base import BackendConfigError, BackendError, VersionNotFound
 from cockpit.engine.commands import Abort, Promote, StartRollout
 from cockpit.engine.controller import EnvironmentController
 from cockpit.engine.session import Session
 from cockpit.engine.state import Activity, Cause, Outcome, Phase, RolloutState
+from cockpit.model import BackendStatus
 from cockpit.secrets import redact
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ANALYSIS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

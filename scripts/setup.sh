@@ -47,6 +47,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [[ $want_test == 1 ]]; then
     .venv/bin/python -m pip install -q -e '.[test]'
+    # An out-of-tree backend, installed as a third party's would be (not editable: cockpit
+    # must find it through its entry point alone); tests/test_thirdparty_contract.py runs it.
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps ./tests/thirdparty_backend
 else
     .venv/bin/python -m pip install -q -e .
 fi

@@ -1,144 +1,164 @@
-"""One contract every DeployBackend honours, run against each registered backend.
-
-To add a backend, write a factory ``(run_dir, service) -> DeployBackend`` (not started)
-and add it to ``ADAPTER_FACTORIES``. The suite only uses the abstract interface: the
-first two of ``versions()`` are the stable and canary versions it plays with."""
+"""The shipped backend contract (cockpit.adapters.testing), run against this project's
+backends. A backend in another package runs the same suite the same way: see
+tests/thirdparty_backend and tests/test_thirdparty_contract.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import subprocess
+import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
-import pytest_asyncio
 
-from cockpit.adapters.base import (
-    BackendError,
-    BackendStatus,
-    Capability,
-    DeployBackend,
-    Track,
-    VersionNotFound,
-)
-from tests.local_fixtures import make_backend, service_fixture  # noqa: F401
-
-Factory = Callable[[Path, str], DeployBackend]
+from cockpit.adapters.base import DeployBackend
+from cockpit.adapters.memory import MemoryBackend
+from cockpit.adapters.testing import BackendContract, contract_context
+from tests.local_fixtures import ROOT, make_backend, service_fixture  # noqa: F401
 
 
-def local_factory(run_dir: Path, name: str) -> DeployBackend:
-    return make_backend(run_dir, name, env="contract", versions=["1.0.0", "1.1.0"])
+class TestLocalBackendContract(BackendContract):
+    @pytest.fixture
+    def service(self, service: str) -> str:
+        # The module's leak-checking ``service`` (local_fixtures): after each test, no
+        # process of it may be alive.
+        return service
+
+    def make_backend(self, run_dir: Path, service: str) -> DeployBackend:
+        return make_backend(run_dir, service, env="contract", versions=["1.0.0", "1.1.0"])
 
 
-def memory_factory(run_dir: Path, name: str) -> DeployBackend:
-    # The in-memory backend the screen tests use must keep the same promises.
-    from cockpit.adapters.base import AdapterContext
-    from tests.memory_backend import MemoryBackend
+class TestMemoryBackendContract(BackendContract):
+    """The in-memory backend the screen tests use must keep the same promises."""
 
-    return MemoryBackend(
-        AdapterContext(service=name, env="contract", run_dir=run_dir),
-        MemoryBackend.Options(versions=["1.0.0", "1.1.0"]),
-    )
+    def make_backend(self, run_dir: Path, service: str) -> DeployBackend:
+        return MemoryBackend(contract_context(run_dir, service), MemoryBackend.Options(versions=["1.0.0", "1.1.0"]))
 
 
-ADAPTER_FACTORIES = [pytest.param(local_factory, id="local"), pytest.param(memory_factory, id="memory")]
+# --------------------------------------------------------------------------- the suite itself
+
+# Each backend breaks one promise; the shipped suite must fail that test (and may fail
+# others). Without this, a check deleted from cockpit.adapters.testing would go unnoticed.
+MUTANTS = '''
+from cockpit.adapters.base import BackendError, BackendStatus
+from cockpit.adapters.memory import MemoryBackend
+from cockpit.adapters.testing import BackendContract, contract_context
 
 
-@pytest_asyncio.fixture(params=ADAPTER_FACTORIES)
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, service: str
-) -> AsyncIterator[DeployBackend]:
-    instance: DeployBackend = request.param(tmp_path, service)
-    try:
-        yield instance
-    finally:
-        await instance.close()
+class Contract(BackendContract):
+    backend_class = MemoryBackend
+
+    def make_backend(self, run_dir, service):
+        options = self.backend_class.Options(versions=["1.0.0", "1.1.0"])
+        return self.backend_class(contract_context(run_dir, service), options)
 
 
-async def started(backend: DeployBackend) -> tuple[str, str]:
-    versions = list(await backend.versions())
-    assert len(versions) >= 2, "the contract needs two versions"
-    await backend.start(versions[0])
-    return versions[0], versions[1]
+class DuplicateVersions(MemoryBackend):
+    async def versions(self):
+        return ["1.0.0", "1.1.0", "1.0.0"]
 
 
-def assert_only_stable(status: BackendStatus, version: str) -> None:
-    assert status.stable is not None and status.stable.version == version
-    assert status.stable.healthy
-    assert status.canary is None
-    assert status.weight == 0
+class AttachesToNothing(MemoryBackend):
+    async def attach(self):
+        pass
 
 
-@pytest.mark.asyncio
-async def test_declares_itself(backend: DeployBackend) -> None:
-    assert isinstance(backend.name, str) and backend.name
-    assert isinstance(backend.capabilities, frozenset)
-    assert all(isinstance(c, Capability) for c in backend.capabilities)
-    versions = await backend.versions()
-    assert list(versions) and all(isinstance(v, str) for v in versions)
-    assert len(set(versions)) == len(versions)
+class StableNeverReady(MemoryBackend):
+    async def status(self):
+        s = await super().status()
+        return BackendStatus(s.stable and s.stable.__class__(s.stable.version, 2, 0), s.canary, s.weight)
 
 
-@pytest.mark.asyncio
-async def test_start_runs_stable_at_100(backend: DeployBackend) -> None:
-    v1, _ = await started(backend)
-    assert_only_stable(await backend.status(), v1)
-    if Capability.SCRAPE_TARGETS in backend.capabilities:
-        targets = backend.scrape_targets()
-        assert targets[Track.STABLE] and not targets.get(Track.CANARY)
+class PromoteKeepsCanary(MemoryBackend):
+    async def promote_canary(self):
+        self.stable = self.canary
 
 
-@pytest.mark.asyncio
-async def test_canary_lifecycle(backend: DeployBackend) -> None:
-    v1, v2 = await started(backend)
-    await backend.deploy_canary(v2)
-    status = await backend.status()
-    assert status.canary is not None and status.canary.version == v2 and status.canary.healthy
-    assert status.weight == 0 and status.stable.version == v1
-    if Capability.SET_WEIGHT in backend.capabilities:
-        for weight in (1, 25, 100, 0, 60):
-            await backend.set_weight(weight)
-            assert (await backend.status()).weight == weight
-    await backend.promote_canary()
-    assert_only_stable(await backend.status(), v2)
-
-    await backend.deploy_canary(v1)
-    await backend.remove_canary()  # abort
-    assert_only_stable(await backend.status(), v2)
-
-    await backend.deploy_canary(v1)
-    await backend.deploy_stable(v1)  # rollback removes any canary first
-    assert_only_stable(await backend.status(), v1)
+class AnyWeight(MemoryBackend):
+    async def set_weight(self, weight):
+        if self.canary is None:
+            raise BackendError("no canary")
+        self.weight = weight
 
 
-@pytest.mark.asyncio
-async def test_weight_bounds(backend: DeployBackend) -> None:
-    _, v2 = await started(backend)
-    await backend.deploy_canary(v2)
-    await backend.set_weight(10)
-    for bad in (-1, 101, 1000):
-        with pytest.raises(BackendError):
-            await backend.set_weight(bad)
-        assert (await backend.status()).weight == 10  # a refused change changes nothing
+class HalfAppliedWeight(MemoryBackend):
+    async def set_weight(self, weight):
+        self.weight = weight  # changed before it is refused
+        await super().set_weight(weight)
 
 
-@pytest.mark.asyncio
-async def test_typed_errors(backend: DeployBackend) -> None:
-    v1, _ = await started(backend)
-    with pytest.raises(VersionNotFound):
-        await backend.deploy_canary("0.0.0-does-not-exist")
-    with pytest.raises(VersionNotFound):
-        await backend.deploy_stable("0.0.0-does-not-exist")
-    with pytest.raises(BackendError):
-        await backend.set_weight(50)  # no canary
-    with pytest.raises(BackendError):
-        await backend.promote_canary()  # no canary
-    assert_only_stable(await backend.status(), v1)  # nothing half-applied
+class UntypedErrors(MemoryBackend):
+    async def deploy_canary(self, version):
+        if version not in self.options.versions:
+            raise BackendError("no such version")
+        await super().deploy_canary(version)
 
 
-@pytest.mark.asyncio
-async def test_close_is_final_and_idempotent(backend: DeployBackend) -> None:
-    await started(backend)
-    await backend.close()
-    await backend.close()
-    with pytest.raises(BackendError):
-        await backend.status()
+class AliveAfterClose(MemoryBackend):
+    async def close(self):
+        pass
+
+
+class TestDuplicateVersions(Contract):
+    backend_class = DuplicateVersions
+
+
+class TestAttachesToNothing(Contract):
+    backend_class = AttachesToNothing
+
+
+class TestStableNeverReady(Contract):
+    backend_class = StableNeverReady
+
+
+class TestPromoteKeepsCanary(Contract):
+    backend_class = PromoteKeepsCanary
+
+
+class TestAnyWeight(Contract):
+    backend_class = AnyWeight
+
+
+class TestHalfAppliedWeight(Contract):
+    backend_class = HalfAppliedWeight
+
+
+class TestUntypedErrors(Contract):
+    backend_class = UntypedErrors
+
+
+class TestAliveAfterClose(Contract):
+    backend_class = AliveAfterClose
+'''
+
+CAUGHT_BY = {
+    "TestDuplicateVersions": "test_declares_itself",
+    "TestAttachesToNothing": "test_attach_to_nothing_is_unavailable",
+    "TestStableNeverReady": "test_start_runs_stable_at_100",
+    "TestPromoteKeepsCanary": "test_canary_lifecycle",
+    "TestAnyWeight": "test_weight_bounds",
+    "TestHalfAppliedWeight": "test_weight_bounds",
+    "TestUntypedErrors": "test_typed_errors",
+    "TestAliveAfterClose": "test_close_is_final_and_idempotent",
+}
+
+
+def test_the_shipped_suite_catches_each_broken_promise(tmp_path: Path) -> None:
+    (tmp_path / "test_mutants.py").write_text(MUTANTS)
+    report = tmp_path / "report.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=strict",
+         f"--rootdir={tmp_path}", f"--junitxml={report}", str(tmp_path / "test_mutants.py")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    cases = {
+        (case.get("classname", "").rpartition(".")[2], case.get("name")): case
+        for case in ElementTree.parse(report).iter("testcase")
+    }
+    failed = {key for key, case in cases.items() if case.find("failure") is not None or case.find("error") is not None}
+    # The harness really ran the suite: a promise a mutant keeps still passes.
+    assert ("TestAttachesToNothing", "test_canary_lifecycle") in cases.keys() - failed, sorted(cases)
+    missed = {(cls, test) for cls, test in CAUGHT_BY.items() if (cls, test) not in failed}
+    assert not missed, f"the contract suite let these broken backends pass: {sorted(missed)}"

@@ -26,10 +26,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict
 
-class Track(enum.StrEnum):
-    STABLE = "stable"
-    CANARY = "canary"
+# The observation types moved to cockpit.model (shared with the engine and the UI); they
+# stay importable from here so backends written against this module keep working.
+from cockpit.model import (
+    NO_DATA,
+    BackendStatus,
+    LogLine,
+    LogSink,
+    MetricsWindow,
+    Track,
+    TrackMetrics,
+    TrackStatus,
+)
+
+__all__ = [
+    "NO_DATA",
+    "AdapterContext",
+    "BackendConfigError",
+    "BackendError",
+    "BackendStatus",
+    "BackendUnavailable",
+    "Capability",
+    "CapabilityMissing",
+    "DeployBackend",
+    "HealthCheckFailed",
+    "LogLine",
+    "LogSink",
+    "MetricsSource",
+    "MetricsWindow",
+    "NoOptions",
+    "PortInUse",
+    "Track",
+    "TrackMetrics",
+    "TrackStatus",
+    "VersionNotFound",
+]
 
 
 class Capability(enum.StrEnum):
@@ -82,84 +115,6 @@ class CapabilityMissing(BackendError):
     """The backend was asked for something it declared it cannot do."""
 
 
-# --------------------------------------------------------------------------- observations
-
-
-@dataclass(frozen=True, slots=True)
-class TrackStatus:
-    """One track as observed just now. The engine gates every traffic move and every
-    promote on these fields, so an adapter must report what runs, not what it intended."""
-
-    version: str
-    replicas_desired: int
-    replicas_ready: int  # running AND passing health checks right now
-    restarts: int = 0  # replicas of this track restarted after a crash since it was deployed
-    crash_loop: bool = False  # the restart policy gave up: the track will not heal by itself
-    problem: str = ""  # one line on what is wrong (e.g. "replica #2 exited with code 1"), "" if fine
-
-    @property
-    def healthy(self) -> bool:
-        return self.replicas_desired > 0 and self.replicas_ready >= self.replicas_desired and not self.crash_loop
-
-
-@dataclass(frozen=True, slots=True)
-class BackendStatus:
-    """What the platform really runs, as observed (not as intended)."""
-
-    stable: TrackStatus | None
-    canary: TrackStatus | None
-    weight: int  # percent of traffic on the canary, 0..100
-    url: str | None = None  # where users reach the service (router / ingress)
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    ts: float  # unix seconds when the line was read
-    env: str
-    source: str  # e.g. "canary 1.1.0 #1" or "router"
-    track: Track | None
-    text: str  # one line, without the trailing newline
-
-
-LogSink = Callable[[Sequence[LogLine]], None]
-"""Receives log lines in batches. Must be cheap and must not block (it appends to a
-bounded buffer); adapters call it from the event loop thread."""
-
-
-@dataclass(frozen=True, slots=True)
-class TrackMetrics:
-    """Aggregates over one window for one track. ``None`` means no data."""
-
-    requests: float  # requests counted in the window
-    request_rate: float | None  # requests per second
-    error_rate: float | None  # fraction of 5xx responses, 0..1
-    p95_ms: float | None
-    p99_ms: float | None
-
-    @property
-    def has_data(self) -> bool:
-        return self.requests > 0
-
-    @property
-    def success_rate(self) -> float | None:
-        return None if self.error_rate is None else 1.0 - self.error_rate
-
-
-NO_DATA = TrackMetrics(requests=0.0, request_rate=None, error_rate=None, p95_ms=None, p99_ms=None)
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsWindow:
-    ts: float  # end of the window (unix seconds)
-    seconds: float  # window length
-    stable: TrackMetrics = NO_DATA
-    canary: TrackMetrics = NO_DATA
-
-    def track(self, track: Track) -> TrackMetrics:
-        return self.stable if track is Track.STABLE else self.canary
-
-
 @dataclass(frozen=True, slots=True)
 class AdapterContext:
     """What the engine hands every adapter it creates."""
@@ -171,11 +126,23 @@ class AdapterContext:
     secrets: Callable[[str], str] | None = None  # resolves "keyring:..."/"env:..." refs
 
 
+class NoOptions(BaseModel):
+    """The options of an adapter that takes none: any key in the plan is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 # --------------------------------------------------------------------------- roles
 
 
 class DeployBackend(abc.ABC):
     """Runs a service's versions in one environment and splits traffic between them.
+
+    Construction: the engine validates the plan's ``[env.backend.options]`` table with
+    the class's ``Options`` model (a pydantic model; unknown keys should be an error) and
+    calls ``cls(ctx, options)`` (see ``registry.create_backend``). The constructor only
+    stores what it is given: it must not reach the platform, so a plan can be checked and
+    a screen drawn while the platform is down.
 
     Lifecycle: ``start`` (own and bring up the environment) or ``attach`` (observe
     what already runs, change nothing), then actions, then ``close``. Every action
@@ -185,6 +152,12 @@ class DeployBackend(abc.ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    """The model of this backend's options in a plan; ``NoOptions`` if it takes none."""
+
+    def __init__(self, ctx: AdapterContext, options: BaseModel) -> None:
+        self.ctx = ctx
+        self.options = options
 
     @abc.abstractmethod
     async def start(self, stable_version: str) -> None:
@@ -240,9 +213,21 @@ class DeployBackend(abc.ABC):
 
 
 class MetricsSource(abc.ABC):
-    """Request rate, error rate and latency per track, over a time window."""
+    """Request rate, error rate and latency per track, over a time window.
+
+    Construction: like a backend, ``cls(ctx, options, backend)`` with ``options`` validated
+    by the class's ``Options`` model; ``backend`` is the environment's deploy backend,
+    for sources that read its scrape targets or state. No I/O in the constructor.
+    """
 
     name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    """The model of this source's options in a plan; ``NoOptions`` if it takes none."""
+
+    def __init__(self, ctx: AdapterContext, options: BaseModel, backend: DeployBackend) -> None:
+        self.ctx = ctx
+        self.options = options
+        self.backend = backend
 
     async def collect(self) -> None:  # noqa: B027 - sources that pull keep history here
         """Take one sample now (scrape sources); the engine calls it on a timer."""

@@ -3,14 +3,27 @@
 Listing reads only package metadata (nothing is imported); an adapter's module is
 imported when a plan actually uses it. The built-in adapters are also listed here
 so a source checkout that was never ``pip install``-ed still works.
+
+A third-party backend is a package that declares, in its ``pyproject.toml``::
+
+    [project.entry-points."cockpit.backends"]
+    mybackend = "my_package.module:MyBackend"
+
+where ``MyBackend`` subclasses :class:`~cockpit.adapters.base.DeployBackend` (with an
+``Options`` pydantic model) and passes ``cockpit.adapters.testing.BackendContract``.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from cockpit.adapters.base import AdapterContext, DeployBackend, MetricsSource
 
 BACKENDS_GROUP = "cockpit.backends"
 METRICS_GROUP = "cockpit.metrics_sources"
@@ -20,6 +33,8 @@ _BUILTIN: dict[str, dict[str, str]] = {
     METRICS_GROUP: {"scrape": "cockpit.adapters.scrape:ScrapeMetricsSource"},
 }
 
+AdapterT = TypeVar("AdapterT", DeployBackend, MetricsSource)
+
 
 class UnknownAdapter(LookupError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
@@ -28,20 +43,40 @@ class UnknownAdapter(LookupError):
         self.known = known
 
 
+class AdapterLoadError(ImportError):
+    """A registered adapter cannot be used: its module does not import, the name it points
+    at does not exist, or it is not a subclass of the role with an ``Options`` model.
+
+    An ImportError, so callers that already report "adapter failed to load" (the plan
+    loader) report this too; the message names the entry point so the user knows which
+    installed package is at fault."""
+
+
 @dataclass(frozen=True)
 class AdapterRef:
     name: str
     target: str  # "module:attribute"
+    group: str = BACKENDS_GROUP
+
+    def describe(self) -> str:
+        return f"entry point {self.name!r} in group {self.group!r} ({self.target})"
 
     def load(self) -> Any:
         module_name, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise AdapterLoadError(f"{self.describe()}: cannot import {module_name}: {err}") from err
+        try:
+            return getattr(module, attribute)
+        except AttributeError:
+            raise AdapterLoadError(f"{self.describe()}: {module_name} has no {attribute!r}") from None
 
 
 def _refs(group: str) -> dict[str, AdapterRef]:
-    refs = {name: AdapterRef(name, target) for name, target in _BUILTIN[group].items()}
+    refs = {name: AdapterRef(name, target, group) for name, target in _BUILTIN[group].items()}
     for ep in entry_points(group=group):
-        refs[ep.name] = AdapterRef(ep.name, ep.value)
+        refs[ep.name] = AdapterRef(ep.name, ep.value, group)
     return refs
 
 
@@ -53,20 +88,48 @@ def metrics_source_names() -> list[str]:
     return sorted(_refs(METRICS_GROUP))
 
 
-def backend_class(name: str) -> Any:
-    """The DeployBackend subclass registered as ``name`` (it has an ``Options`` model)."""
-    refs = _refs(BACKENDS_GROUP)
+def _load_class(group: str, kind: str, name: str, role: type[AdapterT]) -> type[AdapterT]:
+    refs = _refs(group)
     if name not in refs:
-        raise UnknownAdapter("backend adapter", name, sorted(refs))
-    return refs[name].load()
+        raise UnknownAdapter(kind, name, sorted(refs))
+    ref = refs[name]
+    loaded = ref.load()
+    if not (isinstance(loaded, type) and issubclass(loaded, role)):
+        raise AdapterLoadError(f"{ref.describe()}: loads {loaded!r}, which is not a {role.__name__} subclass")
+    options = getattr(loaded, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, BaseModel)):
+        raise AdapterLoadError(
+            f"{ref.describe()}: {loaded.__name__}.Options must be a pydantic model, found {options!r}"
+        )
+    return loaded
 
 
-def metrics_source_class(name: str) -> Any:
-    """The MetricsSource subclass registered as ``name`` (it has an ``Options`` model)."""
-    refs = _refs(METRICS_GROUP)
-    if name not in refs:
-        raise UnknownAdapter("metrics source", name, sorted(refs))
-    return refs[name].load()
+def backend_class(name: str) -> type[DeployBackend]:
+    """The DeployBackend subclass registered as ``name`` (its ``Options`` is a pydantic model).
+    Raises :class:`UnknownAdapter` or :class:`AdapterLoadError`."""
+    return _load_class(BACKENDS_GROUP, "backend adapter", name, DeployBackend)
+
+
+def metrics_source_class(name: str) -> type[MetricsSource]:
+    """The MetricsSource subclass registered as ``name`` (its ``Options`` is a pydantic model).
+    Raises :class:`UnknownAdapter` or :class:`AdapterLoadError`."""
+    return _load_class(METRICS_GROUP, "metrics source", name, MetricsSource)
+
+
+def create_backend(name: str, ctx: AdapterContext, raw_options: Mapping[str, Any]) -> DeployBackend:
+    """Validate ``raw_options`` (a plan's ``[env.backend.options]``) with the backend's
+    ``Options`` model and construct it. Raises pydantic's ValidationError on bad options
+    (the plan loader reports them with line numbers before a session gets here)."""
+    cls = backend_class(name)
+    return cls(ctx, cls.Options.model_validate(raw_options))
+
+
+def create_metrics_source(
+    name: str, ctx: AdapterContext, raw_options: Mapping[str, Any], backend: DeployBackend
+) -> MetricsSource:
+    """Like :func:`create_backend`, for the metrics source reading ``backend``'s environment."""
+    cls = metrics_source_class(name)
+    return cls(ctx, cls.Options.model_validate(raw_options), backend)
 
 
 def register(group: str, name: str, target: str) -> None:

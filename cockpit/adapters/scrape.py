@@ -22,16 +22,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field
 
-from cockpit.adapters.base import (
-    NO_DATA,
-    AdapterContext,
-    BackendUnavailable,
-    DeployBackend,
-    MetricsSource,
-    MetricsWindow,
-    Track,
-    TrackMetrics,
-)
+from cockpit.adapters.base import AdapterContext, BackendUnavailable, DeployBackend, MetricsSource
+from cockpit.model import NO_DATA, MetricsWindow, Track, TrackMetrics
 from cockpit.units import Duration
 
 MAX_SAMPLES = 20_000  # hard cap on the series whatever the collect rate

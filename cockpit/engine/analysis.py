@@ -15,8 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from cockpit.adapters.base import BackendError, MetricsSource, MetricsWindow, TrackMetrics
+from cockpit.adapters.base import BackendError, MetricsSource
 from cockpit.engine.state import AnalysisView, CheckView, Measurement, Outcome
+from cockpit.model import MetricsWindow, TrackMetrics
 from cockpit.plan.models import Check
 
 KEPT_MEASUREMENTS = 10  # as Argo Rollouts keeps

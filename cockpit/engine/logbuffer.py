@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from cockpit.adapters.base import LogLine
+from cockpit.model import LogLine
 
 
 class LogBuffer:

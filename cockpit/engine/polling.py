@@ -10,8 +10,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cockpit.adapters.base import BackendError, BackendStatus, DeployBackend, MetricsSource, MetricsWindow
+from cockpit.adapters.base import BackendError, DeployBackend, MetricsSource
 from cockpit.engine.clock import Clock
+from cockpit.model import BackendStatus, MetricsWindow
 from cockpit.secrets import redact
 
 METRICS_HISTORY = 120  # samples kept for sparklines (2 minutes at 1 s)

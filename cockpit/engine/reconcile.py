@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from cockpit.adapters.base import BackendStatus
 from cockpit.engine.state import Cause, Phase, RolloutState
+from cockpit.model import BackendStatus
 
 
 class Snapshot(Protocol):

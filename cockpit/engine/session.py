@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cockpit import paths
 from cockpit.adapters import registry
-from cockpit.adapters.base import AdapterContext, BackendError, DeployBackend, LogLine, MetricsSource
+from cockpit.adapters.base import AdapterContext, BackendError, DeployBackend, MetricsSource
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
 from cockpit.engine.commands import Command
 from cockpit.engine.controller import EnvironmentController, TransitionListener
@@ -23,6 +23,7 @@ from cockpit.engine.logbuffer import LogHub
 from cockpit.engine.store import Store, open_store
 from cockpit.engine.views import ActionResult, EnvView
 from cockpit.identity import current_user
+from cockpit.model import LogLine
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import SecretError, resolve
 
@@ -88,17 +89,13 @@ class Session:
             raise BackendError(str(err)) from None
 
     def _create_adapters(self, env: Environment) -> tuple[DeployBackend, MetricsSource | None]:
-        backend_cls = registry.backend_class(env.backend.adapter)
-        backend = backend_cls(
-            self._context(env, env.backend.options), backend_cls.Options.model_validate(env.backend.options)
+        backend = registry.create_backend(
+            env.backend.adapter, self._context(env, env.backend.options), env.backend.options
         )
         if env.logs.source == "backend":
             backend.attach_log_sink(self.logs.sink_for(env.name))
-        source_cls = registry.metrics_source_class(env.metrics.source)
-        metrics = source_cls(
-            self._context(env, env.metrics.options),
-            source_cls.Options.model_validate(env.metrics.options),
-            backend,
+        metrics = registry.create_metrics_source(
+            env.metrics.source, self._context(env, env.metrics.options), env.metrics.options, backend
         )
         return backend, metrics
 

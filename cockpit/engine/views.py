@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cockpit.adapters.base import BackendStatus, Capability, MetricsWindow, TrackStatus
+from cockpit.adapters.base import Capability
 from cockpit.engine.state import Cause, RolloutState
+from cockpit.model import BackendStatus, MetricsWindow, TrackStatus
 
 
 @dataclass(frozen=True)

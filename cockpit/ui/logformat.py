@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.color import Color
 
-from cockpit.adapters.base import LogLine, Track
+from cockpit.model import LogLine, Track
 
 SOURCE_WIDTH = 15  # "canary 1.12.0 #1"
 ENV_WIDTH = 10

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from textual.content import Content
 
-from cockpit.adapters.base import MetricsWindow, TrackMetrics, TrackStatus
 from cockpit.engine.state import Activity, CheckView, Outcome, Phase
 from cockpit.engine.views import EnvView
+from cockpit.model import MetricsWindow, TrackMetrics, TrackStatus
 from cockpit.plan.models import Plan
 
 PHASE_STYLE = {

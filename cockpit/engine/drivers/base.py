@@ -20,12 +20,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cockpit.adapters.base import BackendStatus, DeployBackend, MetricsSource
+from cockpit.adapters.base import DeployBackend, MetricsSource
 from cockpit.engine.clock import Clock
 from cockpit.engine.commands import Command
 from cockpit.engine.polling import PollState
 from cockpit.engine.reconcile import Snapshot
 from cockpit.engine.state import Cause, Revision, RolloutState
+from cockpit.model import BackendStatus
 from cockpit.plan.models import Environment, Plan
 
 

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from cockpit.adapters.base import BackendError, BackendStatus
+from cockpit.adapters.base import BackendError
 from cockpit.engine import commands as cmd
 from cockpit.engine.analysis import run_analysis
 from cockpit.engine.drivers.base import Decision, Driver, DriverHost, GateRefused
@@ -41,6 +41,7 @@ from cockpit.engine.machine import (
 from cockpit.engine.reconcile import Snapshot, reconcile
 from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Revision, RolloutState
 from cockpit.engine.views import describe_track
+from cockpit.model import BackendStatus
 from cockpit.secrets import redact
 
 log = logging.getLogger(__name__)

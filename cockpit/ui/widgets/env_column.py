@@ -13,9 +13,9 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 
-from cockpit.adapters.base import MetricsWindow
 from cockpit.engine.state import Phase
 from cockpit.engine.views import EnvView
+from cockpit.model import MetricsWindow
 from cockpit.ui import render
 from cockpit.ui.widgets.metrics import MetricsPanel
 from cockpit.ui.widgets.weight_bar import WeightBar

@@ -24,8 +24,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from cockpit.adapters.base import LogLine
 from cockpit.engine.logbuffer import LogBuffer
+from cockpit.model import LogLine
 from cockpit.ui.logformat import LogFormatter, LogStyles
 
 K = 8  # index keys are number * K + source; a plan has at most 6 environments

@@ -16,7 +16,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline
 
-from cockpit.adapters.base import MetricsWindow
+from cockpit.model import MetricsWindow
 from cockpit.ui import render
 
 POINTS = 60  # samples per sparkline (a minute at the default 1 s metrics interval)
