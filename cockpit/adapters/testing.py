@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio  # noqa: F401 - the checks are asyncio coroutines: without the plugin they would not run
 from pydantic import BaseModel
 
 from cockpit.adapters.base import (
