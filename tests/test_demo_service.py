@@ -12,7 +12,7 @@ import time
 import aiohttp
 import pytest
 
-from cockpit.adapters.local import procs
+from cockpit.adapters.supervise import procs
 from tests.local_fixtures import demo_command, free_port, service_fixture, start_demo, stop, wait_http  # noqa: F401
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from cockpit.adapters.local.protocol import TRACK_HEADER
+from cockpit.adapters.router.protocol import TRACK_HEADER
 from tests.local_fixtures import Router, free_port, hit, service_fixture, start_demo, stop, wait_http  # noqa: F401
 
 
