@@ -114,12 +114,15 @@ def state_dir_option(f: Any) -> Any:
     )(f)
 
 
-def make_session(plan: Plan, state_dir: str | None, **kwargs: Any) -> Any:
+def make_session(plan: Plan, state_dir: str | None, *, demo_traffic: bool = False, **kwargs: Any) -> Any:
+    """``demo_traffic``: the demo's simulated users start on each environment once it is up."""
+    from cockpit.demo.session import DemoSession
     from cockpit.engine.journal import JournalWriteError
     from cockpit.engine.session import Session
 
+    cls = DemoSession if demo_traffic else Session
     try:
-        return Session(plan, state_dir=Path(state_dir) if state_dir else None, **kwargs)
+        return cls(plan, state_dir=Path(state_dir) if state_dir else None, **kwargs)
     except paths.StateDirError as err:
         fail(str(err))
     except (OSError, ValueError, JournalWriteError) as err:
@@ -185,9 +188,11 @@ def demo(
         keep_journal_aside(paths.journal_path(base))
     if headless:
         sys.exit(
-            run_headless(plan, str(base), env_name, version, auto_promote, reason or "headless demo rollout")
+            run_headless(
+                plan, str(base), env_name, version, auto_promote, reason or "headless demo rollout", demo_traffic=True
+            )
         )
-    session = make_session(plan, str(base))
+    session = make_session(plan, str(base), demo_traffic=True)
     open_ui(session, (env_name, version, reason) if version else None)
 
 
@@ -371,12 +376,15 @@ def run_headless(
     auto_promote: bool,
     reason: str,
     timeout: float = 1800.0,
+    demo_traffic: bool = False,
 ) -> int:
     from cockpit.headless import run_rollout, transition_printer
 
     if env not in [e.name for e in plan.environments]:
         fail(f"no environment {env!r} in the plan (known: {', '.join(e.name for e in plan.environments)})")
-    session = make_session(plan, state_dir, on_transition=transition_printer(sys.stdout, time.monotonic()))
+    session = make_session(
+        plan, state_dir, demo_traffic=demo_traffic, on_transition=transition_printer(sys.stdout, time.monotonic())
+    )
     return asyncio.run(
         run_rollout(session, env, version, auto_promote=auto_promote, reason=reason, timeout=timeout)
     )

@@ -70,8 +70,10 @@ async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float, w
 
 def demo_session(state: Path) -> Session:
     from cockpit.cli import demo_plan
+    from cockpit.demo.session import DemoSession
 
-    return Session(demo_plan(0), state_dir=state, user="alice")
+    # The demo's simulated users start on each environment once it is up, as in `cockpit demo`.
+    return DemoSession(demo_plan(0), state_dir=state, user="alice")
 
 
 def memory_session(state: Path) -> Session:

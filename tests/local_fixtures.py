@@ -25,8 +25,9 @@ import aiohttp
 import pytest
 
 from cockpit.adapters.base import AdapterContext
-from cockpit.adapters.local import LocalBackend, procs
-from cockpit.adapters.local.protocol import TOKEN_HEADER
+from cockpit.adapters.local import LocalBackend
+from cockpit.adapters.router.protocol import TOKEN_HEADER
+from cockpit.adapters.supervise import procs
 
 VERSIONS = ["1.0.0", "1.1.0", "1.2.0"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ class Router:
         env["COCKPIT_ROUTER_TOKEN"] = token
         self.process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "cockpit.adapters.local.router"),
+                *(sys.executable, "-m", "cockpit.adapters.router"),
                 *("--listen-fd", str(listen.fileno()), "--control-fd", str(control.fileno())),
             ],
             env=env,

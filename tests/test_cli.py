@@ -29,7 +29,6 @@ initial_version = "1.0.0"
     [environments.backend.options]
     versions = ["1.0.0", "1.1.0", "1.2.0"]
     port = {port}
-    traffic_rps = 20
 
 [strategy.canary]
 steps = [

@@ -1,4 +1,5 @@
-"""The demo service and traffic generator as real processes."""
+"""The demo service, its traffic generator, and the demo's users per environment, as real
+processes."""
 
 from __future__ import annotations
 
@@ -8,12 +9,30 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
+from pydantic import ValidationError
 
-from cockpit.adapters.local import procs
-from tests.local_fixtures import demo_command, free_port, service_fixture, start_demo, stop, wait_http  # noqa: F401
+from cockpit import paths
+from cockpit.adapters.local import runtime
+from cockpit.adapters.local.options import LocalOptions
+from cockpit.adapters.router import RouterControl
+from cockpit.adapters.supervise import procs
+from cockpit.cli import demo_plan
+from cockpit.demo.load import DEMO_TRAFFIC, traffic_argv
+from cockpit.demo.session import DemoSession
+from cockpit.plan.models import Plan
+from tests.local_fixtures import (  # noqa: F401
+    demo_command,
+    free_port,
+    service_fixture,
+    start_demo,
+    stop,
+    wait_gone,
+    wait_http,
+)
 
 
 def run_service(name: str, version: str, port: int) -> subprocess.Popen[str]:
@@ -130,3 +149,86 @@ def test_traffic_generator_holds_its_rate(service: str) -> None:
     assert 170 <= summary["sent"] <= 201, summary
     assert summary["ok"] == summary["sent"] and summary["errors"] == 0
     assert summary["p99_ms"] is not None and summary["p99_ms"] < 100
+
+
+# --------------------------------------------------------------------------- the demo's users
+
+
+def demo_plan_named(service: str) -> Plan:
+    """The embedded demo plan on free ports, under the test's unique service name."""
+    data = demo_plan(0).model_dump()
+    data["service"]["name"] = service
+    return Plan.model_validate(data)
+
+
+def child_argv(shim_pid: int) -> list[str]:
+    """What a shim runs: its command line after ``--``."""
+    argv = Path(f"/proc/{shim_pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    return argv[argv.index("--") + 1 :]
+
+
+def test_the_demo_users_cover_the_demo_plan() -> None:
+    """Every demo environment gets users at its rate; only production's reach /api/checkout
+    (1.2.0's regression hides there, so staging looks fine)."""
+    assert {e.name for e in demo_plan(None).environments} == set(DEMO_TRAFFIC)
+    assert {env: s.rps for env, s in DEMO_TRAFFIC.items()} == {"dev": 10, "staging": 20, "production": 40}
+    assert [env for env, s in DEMO_TRAFFIC.items() if "/api/checkout" in s.paths] == ["production"]
+    assert all({"/", "/api/orders"} <= set(s.paths) for s in DEMO_TRAFFIC.values())
+
+
+def test_the_traffic_options_are_gone_from_the_plan_format() -> None:
+    """Load is the demo's business: a plan that asks the backend for it is refused."""
+    with pytest.raises(ValidationError, match="traffic_rps"):
+        LocalOptions(versions=["1.0.0"], traffic_rps=5)  # type: ignore[call-arg]
+
+
+@pytest.mark.asyncio
+async def test_a_demo_session_runs_users_on_each_environment_once_it_is_up(
+    tmp_path: Path, service: str
+) -> None:
+    session = DemoSession(demo_plan_named(service), state_dir=tmp_path, user="t")
+    routers: dict[str, int] = {}
+    alive_at_stop: list[bool] = []
+    try:
+        assert await session.start(only=["dev", "production"]) == []  # staging stays down
+        for _ in range(200):
+            if set(session.traffic.running) == {"dev", "production"}:
+                break
+            await asyncio.sleep(0.05)
+        assert set(session.traffic.running) == {"dev", "production"}, "no users on an environment that is up"
+        urls = {v.name: v.url for v in session.views()}
+        for env, proc in session.traffic.running.items():
+            assert child_argv(proc.pid) == traffic_argv(str(urls[env]), DEMO_TRAFFIC[env])
+            assert procs.has_marker(proc.pid, session.traffic.marker(env))  # ours, found after a crash
+            rt = runtime.read(paths.run_dir(tmp_path, service, env))
+            assert rt is not None
+            routers[env] = rt.router_pid
+        rt = runtime.read(paths.run_dir(tmp_path, service, "production"))
+        assert rt is not None
+        async with aiohttp.ClientSession() as http:  # the users reach production's router
+            control = RouterControl(http, rt.control_url, rt.token, "production")
+            for _ in range(200):
+                if sum((await control.state())["requests"].values()) >= 5:
+                    break
+                await asyncio.sleep(0.05)
+        users = list(session.traffic.pids)
+        stop_users = session.traffic.stop
+
+        async def stop_and_look() -> None:
+            alive_at_stop.extend(procs.alive(pid) for pid in routers.values())
+            await stop_users()
+
+        session.traffic.stop = stop_and_look  # type: ignore[method-assign]
+    finally:
+        await session.close()
+    assert alive_at_stop == [True, True], "the users must stop before the environments they use"
+    assert wait_gone(users, 2) == []
+    summaries = [
+        json.loads(line.text)
+        for line in session.logs.buffers["production"].tail(10_000)
+        if line.source == "traffic" and line.text.startswith("{")
+    ]
+    # The users reached production's router and were served by stable, shutdown included.
+    (summary,) = summaries
+    assert summary["sent"] >= 5 and summary["ok"] == summary["sent"] and summary["errors"] == 0, summary
+    assert summary["tracks"] == {"stable": summary["sent"]}, summary

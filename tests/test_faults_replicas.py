@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from cockpit.adapters.base import AdapterContext, BackendConfigError, HealthCheckFailed, LogLine
-from cockpit.adapters.local import LocalBackend, procs, runtime
+from cockpit.adapters.local import LocalBackend, runtime
+from cockpit.adapters.supervise import procs
 from cockpit.secrets import MASK, resolve
 from tests.local_fixtures import ROOT, VERSIONS, free_port, hit, live_marked, make_backend, service_fixture  # noqa: F401
 

@@ -20,10 +20,11 @@ import aiohttp
 import pytest
 
 from cockpit.adapters.base import BackendUnavailable, LogLine, PortInUse
-from cockpit.adapters.local import procs, runtime
-from cockpit.adapters.local.logs import LogHub
-from cockpit.adapters.local.protocol import TOKEN_HEADER, TRACK_HEADER
-from cockpit.adapters.local.router_handle import RouterHandle
+from cockpit.adapters.local import runtime
+from cockpit.adapters.router import RouterHandle
+from cockpit.adapters.router.protocol import TOKEN_HEADER, TRACK_HEADER
+from cockpit.adapters.supervise import procs
+from cockpit.adapters.supervise.logs import LogHub
 from tests.local_fixtures import (  # noqa: F401
     free_port,
     make_backend,
@@ -176,7 +177,7 @@ async def test_a_stopped_router_gives_a_clear_timeout(tmp_path: Path, service: s
 
 @pytest.mark.asyncio
 async def test_a_router_that_keeps_dying_is_reported_as_a_crash_loop(service: str) -> None:
-    logs = LogHub("test")
+    logs = LogHub("test", notes_source="local")
     lines: list[LogLine] = []
     logs.attach(lines.extend)
     listen, control = procs.bind_listener(0, "test"), procs.bind_listener(0, "test")
@@ -223,7 +224,7 @@ async def test_router_survives_a_closed_log_pipe(service: str) -> None:
     env["COCKPIT_ROUTER_TOKEN"] = "t"
     router = subprocess.Popen(
         [
-            *(sys.executable, "-m", "cockpit.adapters.local.router"),
+            *(sys.executable, "-m", "cockpit.adapters.router"),
             *("--listen-fd", str(listen.fileno()), "--control-fd", str(control.fileno())),
         ],
         env=env,
@@ -263,7 +264,11 @@ async def test_a_drain_cut_by_the_routers_death_is_answered_by_the_new_router(se
     listen, control = procs.bind_listener(0, "test"), procs.bind_listener(0, "test")
     async with aiohttp.ClientSession() as session:
         handle = RouterHandle(
-            env="test", marker=f"{service}/router", token="t", session=session, logs=LogHub("test")
+            env="test",
+            marker=f"{service}/router",
+            token="t",
+            session=session,
+            logs=LogHub("test", notes_source="local"),
         )
         try:
             await asyncio.gather(wait_http(upstream + "/healthz"), handle.start(listen, control))

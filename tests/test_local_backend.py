@@ -24,7 +24,8 @@ from cockpit.adapters.base import (
     Track,
     VersionNotFound,
 )
-from cockpit.adapters.local import procs, runtime
+from cockpit.adapters.local import runtime
+from cockpit.adapters.supervise import procs
 from tests.local_fixtures import ROOT, free_port, hit, live_marked, make_backend, service_fixture, wait_gone  # noqa: F401
 
 # A replica command whose behaviour depends on the version: "broken" never becomes
@@ -244,11 +245,11 @@ async def test_attach_is_read_only(tmp_path: Path, service: str) -> None:
 
 @pytest.mark.asyncio
 async def test_close_leaves_no_process(tmp_path: Path, service: str) -> None:
-    backend = make_backend(tmp_path, service, replicas=2, traffic_rps=20)
+    backend = make_backend(tmp_path, service, replicas=2)
     await backend.start("1.0.0")
     await backend.deploy_canary("1.1.0")
     pids = pids_of(tmp_path)
-    assert len(pids) == 6 and all(procs.alive(p) for p in pids)  # router, 4 replicas, traffic
+    assert len(pids) == 5 and all(procs.alive(p) for p in pids)  # router, 4 replicas
     await backend.close()
     await backend.close()  # idempotent
     assert wait_gone(pids, 1) == []
@@ -260,14 +261,20 @@ OWNER = textwrap.dedent(
     from pathlib import Path
     from cockpit.adapters.base import AdapterContext
     from cockpit.adapters.local import LocalBackend
+    from cockpit.adapters.supervise.logs import LogHub
+    from cockpit.demo.load import TrafficSettings, spawn_traffic
 
     async def main():
         ctx = AdapterContext(service=sys.argv[1], env="dev", run_dir=Path(sys.argv[2]))
-        options = LocalBackend.Options(versions=["1.0.0", "1.1.0"], replicas=2, traffic_rps=20)
+        options = LocalBackend.Options(versions=["1.0.0", "1.1.0"], replicas=2)
         backend = LocalBackend(ctx, options)
         await backend.start("1.0.0")
         await backend.deploy_canary("1.1.0")
-        print("ready", flush=True)
+        # The demo's users, spawned as `cockpit demo` does: they must die with us too.
+        url = (await backend.status()).url
+        logs = LogHub("dev", notes_source="demo")
+        traffic = await spawn_traffic(url, TrafficSettings(20, ("/",)), sys.argv[1] + "/dev/traffic", logs)
+        print("ready", traffic.pid, flush=True)
         await asyncio.sleep(3600)
 
     asyncio.run(main())
@@ -284,7 +291,9 @@ def run_owner(name: str, run_dir: Path) -> subprocess.Popen[str]:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert owner.stdout is not None
-    assert owner.stdout.readline().strip() == "ready"
+    word, traffic = owner.stdout.readline().split()
+    assert word == "ready"
+    owner.traffic_pid = int(traffic)  # type: ignore[attr-defined]
     return owner
 
 
@@ -292,8 +301,8 @@ def run_owner(name: str, run_dir: Path) -> subprocess.Popen[str]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
 async def test_no_orphans_when_the_cockpit_dies(tmp_path: Path, service: str, sig: int) -> None:
     owner = await asyncio.to_thread(run_owner, service, tmp_path)
-    pids = pids_of(tmp_path)
-    assert len(pids) == 6 and all(procs.alive(p) for p in pids)
+    pids = [*pids_of(tmp_path), owner.traffic_pid]  # type: ignore[attr-defined]
+    assert len(pids) == 6 and all(procs.alive(p) for p in pids)  # router, 4 replicas, traffic
     owner.send_signal(sig)
     owner.wait(5)
     owner.stdout.close()

@@ -193,7 +193,7 @@ def test_durations_accept_units_and_reject_nonsense() -> None:
         ("port = 18099", "port = 18099\ndrain_timeout = nan", "options.drain_timeout", "finite duration"),
         ("port = 18099", "port = 18099\nhealth_timeout = 0", "options.health_timeout", "greater than 0"),
         ("port = 18099", 'port = "18099"', "options.port", "expected a whole number"),
-        ("port = 18099", "port = 18099\ntraffic_rps = nan", "options.traffic_rps", "finite"),
+        ("port = 18099", "port = 18099\nhealth_interval = nan", "options.health_interval", "finite"),
     ],
 )
 def test_values_that_would_switch_safety_off_are_refused(old: str, new: str, path: str, expected: str) -> None:
@@ -203,7 +203,7 @@ def test_values_that_would_switch_safety_off_are_refused(old: str, new: str, pat
 
 def test_integers_are_still_numbers_and_drain_may_be_zero() -> None:
     text = GOOD.replace('success = ">= 99"', 'success = { op = ">=", threshold = 99 }').replace(
-        "port = 18099", "port = 18099\ndrain_timeout = 0\ntraffic_rps = 5"
+        "port = 18099", "port = 18099\ndrain_timeout = 0\nhealth_interval = 5"
     )
     plan = parse_plan(text.replace('interval = "2s"', "interval = 2"))
     check = plan.analysis.by_name("ok-rate")

@@ -67,20 +67,6 @@ def value_mutations() -> list[Mutation]:
             ['"18080"', "true", "-1", "70000", "inf", "18080.0"],
         ),
         (
-            "traffic_rps = 10",
-            "traffic_rps",
-            0,
-            "environments[0].backend.options.traffic_rps",
-            ["nan", "inf", "-inf", "-1", '"10"', "true", "1e9"],
-        ),
-        (
-            'traffic_paths = ["/", "/api/orders"]',
-            "traffic_paths",
-            0,
-            "environments[0].backend.options.traffic_paths",
-            ['"/"', "[]", '["api"]', "[1]"],
-        ),
-        (
             'versions = ["1.0.0", "1.1.0", "1.2.0"]',
             "versions",
             0,
@@ -234,10 +220,10 @@ def secret_mutations() -> list[Mutation]:
         ("port = 18080", f'port = "{SECRET}"', "port"),
         ("replicas = 1", f'replicas = "{SECRET}"', "replicas"),
         ("replicas = 1", f'api_token = "{SECRET}"', "api_token"),
-        ('traffic_paths = ["/", "/api/orders"]', f'traffic_paths = ["{SECRET}"]', "traffic_paths"),
-        ('traffic_paths = ["/", "/api/orders"]', f'health_path = "{SECRET}"', "health_path"),
+        ("replicas = 1", f'env = ["{SECRET}"]', "env"),
+        ("replicas = 1", f'health_path = "{SECRET}"', "health_path"),
         ('versions = ["1.0.0", "1.1.0", "1.2.0"]', f'versions = ["{SECRET}"]', None),
-        ("traffic_rps = 10", f'traffic_rps = "--token={SECRET}"', "traffic_rps"),
+        ("replicas = 1", f'drain_timeout = "--token={SECRET}"', "drain_timeout"),
     ]:
         text, line = replaced(key, value)
         where = f"environments[0].backend.options.{path}" if path else "environments[0].initial_version"

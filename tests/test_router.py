@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import collections
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
-from cockpit.adapters.local.protocol import TRACK_HEADER
+from cockpit.adapters.router.protocol import TRACK_HEADER
 from tests.local_fixtures import Router, free_port, hit, service_fixture, start_demo, stop, wait_http  # noqa: F401
 
 
@@ -170,3 +174,52 @@ async def test_split_is_fair_per_client_when_another_client_interleaves(pair) ->
     print(f"canary share seen by one client at weight 20: {share:.1f} % of 2000 requests")
     assert seen["stable"] + seen["canary"] == 2000
     assert 17 <= share <= 23, seen  # sd 0.9 points: 3 points is 3.4 sd
+
+
+# --------------------------------------------------------------------------- the package
+
+
+ADAPTERS = Path(__file__).resolve().parent.parent / "cockpit" / "adapters"
+
+
+def cockpit_imports(package: str) -> dict[str, set[str]]:
+    """``{module file: cockpit modules it imports}`` for every module of ``package``."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ADAPTERS / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        found[path.name] = {n for n in names if n.startswith("cockpit")}
+    return found
+
+
+@pytest.mark.parametrize("package", ["router", "supervise"])
+def test_router_and_supervision_owe_nothing_to_the_local_backend(package: str) -> None:
+    """Any backend can run the router in front of its workloads, and supervise children."""
+    for module, names in cockpit_imports(package).items():
+        assert not {n for n in names if n.startswith("cockpit.adapters.local")}, (package, module)
+        if package == "supervise":  # below the router: the router uses it, not the reverse
+            assert not {n for n in names if n.startswith("cockpit.adapters.router")}, module
+
+
+def test_the_router_process_starts_light() -> None:
+    """``python -m cockpit.adapters.router`` loads the server and the protocol only: no
+    backend, no pydantic, no control client (it would slow down every restart)."""
+    code = (
+        "import runpy, sys; sys.argv = ['router', '--help']\n"
+        "try:\n    runpy.run_module('cockpit.adapters.router', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cockpit') or m == 'pydantic'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    assert loaded == [
+        "cockpit",
+        "cockpit.adapters",
+        "cockpit.adapters.router",
+        "cockpit.adapters.router.protocol",
+        "cockpit.adapters.router.server",
+    ], loaded

@@ -19,6 +19,8 @@ from cockpit.adapters.base import (
     Track,
 )
 from cockpit.adapters.scrape import ScrapeMetricsSource, histogram_quantile, parse_metrics
+from cockpit.adapters.supervise.logs import LogHub
+from cockpit.demo.load import TrafficSettings, spawn_traffic
 from tests.local_fixtures import free_port, hit, make_backend, service_fixture, start_demo, stop, wait_http  # noqa: F401
 
 
@@ -87,16 +89,16 @@ def test_parse_keeps_only_the_two_metrics() -> None:
 
 @pytest.mark.asyncio
 async def test_canary_regression_is_visible(tmp_path: Path, service: str) -> None:
-    backend = make_backend(
-        tmp_path,
-        service,
-        env="production",
-        traffic_rps=120,
-        traffic_paths=["/api/checkout"],  # the path only production exercises
-    )
+    backend = make_backend(tmp_path, service, env="production")
     metrics = source_for(tmp_path, backend, "production")
+    traffic = None
     try:
         await backend.start("1.0.0")
+        url = (await backend.status()).url
+        assert url is not None
+        load = TrafficSettings(120, ("/api/checkout",))  # the path only production exercises
+        logs = LogHub("production", notes_source="demo")
+        traffic = await spawn_traffic(url, load, f"{service}/production/traffic", logs)
         await backend.deploy_canary("1.2.0")
         await backend.set_weight(50)
         for _ in range(9):
@@ -104,6 +106,8 @@ async def test_canary_regression_is_visible(tmp_path: Path, service: str) -> Non
             await asyncio.sleep(0.5)
         window = await metrics.window(60)
     finally:
+        if traffic is not None:
+            await traffic.stop()
         await metrics.close()
         await backend.close()
     stable, canary = window.stable, window.canary

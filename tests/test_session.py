@@ -26,7 +26,6 @@ initial_version = "1.0.0"
   adapter = "local"
     [environments.backend.options]
     versions = ["1.0.0", "1.1.0", "1.2.0"]
-    traffic_rps = 20
 
 [strategy.canary]
 steps = [{{ set_weight = 30 }}, {{ pause = {{}} }}]

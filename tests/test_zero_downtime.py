@@ -26,10 +26,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cockpit.adapters.local import LocalBackend, procs, runtime
-from cockpit.adapters.local.control import RouterControl
+from cockpit.adapters.local import LocalBackend, runtime
 from cockpit.adapters.local.options import DEMO_COMMAND
-from cockpit.adapters.local.protocol import TRACK_HEADER
+from cockpit.adapters.router import RouterControl
+from cockpit.adapters.router.protocol import TRACK_HEADER
+from cockpit.adapters.supervise import procs
 from tests.local_fixtures import make_backend, service_fixture  # noqa: F401
 
 RPS = 300

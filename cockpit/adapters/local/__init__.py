@@ -1,8 +1,8 @@
-"""The local backend: versions as real processes on 127.0.0.1 behind a weighted router.
+"""The local backend: replicas of each version as real processes on 127.0.0.1 behind a
+weighted router (:mod:`cockpit.adapters.router`).
 
-The names are loaded on first use: the router child process imports this package too
-(``python -m cockpit.adapters.local.router``) and should not pay for pydantic and the
-backend at start."""
+The names are loaded on first use, so importing a submodule (the options, the runtime
+file) does not pay for the backend and aiohttp."""
 
 from __future__ import annotations
 

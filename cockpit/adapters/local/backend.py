@@ -1,5 +1,11 @@
-"""The local backend: each version runs as real processes on 127.0.0.1 behind a weighted
-HTTP router (its own process), so a release can be practised with real traffic.
+"""The local backend: each version runs as replicas (real processes on 127.0.0.1) behind
+a weighted HTTP router, so a release can be practised with real traffic.
+
+This module is the replica and track logic only. The router (its process, control client
+and lifecycle) is :mod:`cockpit.adapters.router`; spawning and supervising children is
+:mod:`cockpit.adapters.supervise`; who owns a running environment and how another
+cockpit attaches to it is :mod:`.runtime`. Load for the demo is the demo's business
+(:mod:`cockpit.demo.load`), not the backend's.
 
 Zero downtime comes from one rule applied to every cut-over: change the routing table
 first, let the router drain what is in flight on the retired replicas (bounded by
@@ -17,9 +23,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Literal
 
 import aiohttp
@@ -35,131 +39,22 @@ from cockpit.adapters.base import (
     HealthCheckFailed,
     LogSink,
     Track,
-    TrackStatus,
     VersionNotFound,
 )
-from cockpit.adapters.local import procs, runtime
-from cockpit.adapters.local.control import RouterControl
-from cockpit.adapters.local.logs import LogHub
+from cockpit.adapters.local import runtime
 from cockpit.adapters.local.options import LocalOptions
-from cockpit.adapters.local.router_handle import RouterHandle
+from cockpit.adapters.local.replica import Replica, track_status
+from cockpit.adapters.router.control import RouterControl
+from cockpit.adapters.router.handle import RouterHandle
+from cockpit.adapters.supervise import procs
+from cockpit.adapters.supervise.logs import LogHub
+from cockpit.adapters.supervise.managed import STOP_GRACE, ManagedProcess
 from cockpit.secrets import redact
 from cockpit.units import format_duration
 
-STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 HEALTH_POLL = 0.1
 PROBE_TIMEOUT = 1.0  # ceiling of one health probe of a serving replica
-PUMP_FLUSH_TIMEOUT = 2.0  # how long to wait for a stopped child's last log lines
 _STATE_WORDS = {"idle": "idle", "owner": "started", "attached": "attached", "closed": "closed"}
-
-
-class ManagedProcess:
-    """One child process: its log pumps, its last stderr line, and its exit."""
-
-    def __init__(
-        self,
-        process: asyncio.subprocess.Process,
-        logs: LogHub,
-        source: Callable[[], tuple[str, Track | None]],
-        on_exit: Callable[[ManagedProcess], None] | None = None,
-    ) -> None:
-        self.process = process
-        self.pid = process.pid
-        self.last_stderr = ""
-        self.stopping = False
-        self._logs = logs
-        self._source = source
-        self._on_exit = on_exit
-        assert process.stdout is not None and process.stderr is not None
-        self._pumps = [
-            asyncio.ensure_future(procs.pump(process.stdout, self._out)),
-            asyncio.ensure_future(procs.pump(process.stderr, self._err)),
-        ]
-        self._watch = asyncio.ensure_future(self._watch_exit())
-
-    @property
-    def running(self) -> bool:
-        return self.process.returncode is None
-
-    def _out(self, lines: list[str]) -> None:
-        source, track = self._source()
-        self._logs.emit(source, track, [redact(line) for line in lines])
-
-    def _err(self, lines: list[str]) -> None:
-        for line in reversed(lines):
-            if line.strip():
-                self.last_stderr = line.strip()
-                break
-        self._out(lines)
-
-    async def _watch_exit(self) -> None:
-        code = await self.process.wait()
-        if not self.stopping:
-            # If the shim itself was killed, what it ran is still in its group: not for long.
-            procs.kill_group(self.pid)
-            await self.flush()
-            source, track = self._source()
-            self._logs.note(
-                f"{source} (pid {self.pid}) exited unexpectedly with code {code}"
-                f" (last stderr line: {redact(self.last_stderr) or '(none)'})",
-                "error",
-                track,
-            )
-            if self._on_exit is not None:
-                self._on_exit(self)
-
-    async def flush(self) -> None:
-        """Wait (bounded) until the pipes are read to the end: the last lines of a dying
-        process are often the ones that explain why."""
-        await asyncio.wait(self._pumps, timeout=PUMP_FLUSH_TIMEOUT)
-
-    async def stop(self, grace: float = STOP_GRACE) -> int:
-        self.stopping = True
-        code = await procs.terminate(self.process, grace)
-        await self.flush()
-        for task in (*self._pumps, self._watch):
-            task.cancel()
-        return code
-
-
-@dataclass(eq=False)
-class Replica:
-    version: str
-    index: int
-    port: int
-    track: Track
-    proc: ManagedProcess | None = None
-    healthy: bool = False  # passed its health check and has not exited or failed probes since
-    started: float = field(default_factory=time.monotonic)
-    failures: int = 0  # consecutive failed health probes
-    restarts: int = 0  # restarts after a crash since the replica was deployed
-    restart_times: deque[float] = field(default_factory=deque)  # within the policy window
-    crash_loop: bool = False  # the restart policy gave up on it
-    problem: str = ""  # what is wrong with it now ("" if nothing): shown in status
-    keeper: asyncio.Task[None] | None = None  # the restart loop, while one runs
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def source(self) -> str:
-        return f"{self.track} {self.version} #{self.index}"
-
-    @property
-    def ready(self) -> bool:
-        return self.healthy and self.proc is not None and self.proc.running
-
-    @property
-    def restarting(self) -> bool:
-        return self.keeper is not None and not self.keeper.done()
-
-    def record(self) -> runtime.ReplicaRecord:
-        pid = self.proc.pid if self.proc else 0
-        return runtime.ReplicaRecord(
-            pid, str(self.track), self.version, self.index, self.port, self.ready,
-            self.restarts, self.crash_loop, self.problem,
-        )  # fmt: skip
 
 
 class LocalBackend(DeployBackend):
@@ -181,7 +76,7 @@ class LocalBackend(DeployBackend):
     def __init__(self, ctx: AdapterContext, options: LocalOptions) -> None:
         self.ctx = ctx
         self.options = options
-        self._logs = LogHub(ctx.env)
+        self._logs = LogHub(ctx.env, notes_source="local")
         self._lock = asyncio.Lock()
         self._mode: Literal["idle", "owner", "attached", "closed"] = "idle"
         self._marker = f"{ctx.service}/{ctx.env}/{uuid.uuid4().hex}"
@@ -189,7 +84,6 @@ class LocalBackend(DeployBackend):
         self._session: aiohttp.ClientSession | None = None
         self._control: RouterControl | RouterHandle | None = None
         self._router: RouterHandle | None = None
-        self._traffic: ManagedProcess | None = None
         self._router_url: str | None = None
         self._stable: list[Replica] = []
         self._canary: list[Replica] = []
@@ -221,9 +115,6 @@ class LocalBackend(DeployBackend):
                 self._stable = await self._start_replicas(stable_version, Track.STABLE)
                 await self._push_table(self._stable, [], 0)
                 self._write_runtime()
-                if self.options.traffic_rps > 0:
-                    await self._start_traffic()
-                    self._write_runtime()
             except BaseException:
                 await self._stop_everything()
                 runtime.remove(self.ctx.run_dir)
@@ -241,17 +132,7 @@ class LocalBackend(DeployBackend):
                 raise BackendError(
                     f"the local backend of {self.ctx.env} is already {_STATE_WORDS[self._mode]}"
                 )
-            rt = runtime.read(self.ctx.run_dir)
-            if rt is None:
-                raise BackendUnavailable(
-                    f"nothing runs for {self.ctx.service}/{self.ctx.env}: "
-                    f"no runtime file in {self.ctx.run_dir}"
-                )
-            if not procs.alive(rt.router_pid):
-                raise BackendUnavailable(
-                    f"nothing runs for {self.ctx.service}/{self.ctx.env}: "
-                    f"its router (pid {rt.router_pid}) is gone"
-                )
+            rt = runtime.running(self.ctx.run_dir, self.ctx.service, self.ctx.env)
             session = self._new_session()
             control = RouterControl(session, rt.control_url, rt.token, self.ctx.env)
             try:
@@ -285,13 +166,13 @@ class LocalBackend(DeployBackend):
             assert rt is not None
             self._attached = rt
             detail = f"attached read-only, driven by cockpit pid {rt.owner_pid}; "
-            stable = _track_status(rt.replicas, "stable", routed.get("stable", set()))
-            canary = _track_status(rt.replicas, "canary", routed.get("canary", set()))
+            stable = track_status(rt.replicas, "stable", routed.get("stable", set()))
+            canary = track_status(rt.replicas, "canary", routed.get("canary", set()))
         else:
             records = [r.record() for r in (*self._stable, *self._canary)]
             detail = ""
-            stable = _track_status(records, "stable", routed.get("stable", set()))
-            canary = _track_status(records, "canary", routed.get("canary", set()))
+            stable = track_status(records, "stable", routed.get("stable", set()))
+            canary = track_status(records, "canary", routed.get("canary", set()))
         requests = sum(state["requests"].values())
         detail += (
             f"router pid {state['pid']}: {requests} requests, {state['retries']} retried, "
@@ -744,20 +625,7 @@ class LocalBackend(DeployBackend):
         self._router_url = self._router.router_url
         self._write_runtime()
 
-    async def _start_traffic(self) -> None:
-        assert self._router_url is not None
-        argv = [
-            procs.python(), "-m", "cockpit.demo.traffic", "--target", self._router_url,
-            "--rps", f"{self.options.traffic_rps:g}", "--paths", ",".join(self.options.traffic_paths),
-        ]  # fmt: skip
-        process = await procs.spawn(argv, env=procs.child_env(self._marker))
-        self._traffic = ManagedProcess(process, self._logs, lambda: ("traffic", None))
-
     async def _stop_everything(self) -> None:
-        # Traffic first so its summary is not full of errors from the shutdown itself.
-        if self._traffic is not None:
-            await self._traffic.stop()
-            self._traffic = None
         replicas = [*self._stable, *self._canary, *self._pending]
         stops = [r.proc.stop() for r in replicas if r.proc is not None]
         if self._router is not None:
@@ -767,19 +635,9 @@ class LocalBackend(DeployBackend):
 
     async def _reap_stale(self) -> None:
         """Kill what a crashed earlier cockpit left running for this environment."""
-        rt = runtime.read(self.ctx.run_dir)
-        if rt is None:
-            return
-        router_alive = procs.alive(rt.router_pid) and procs.has_marker(rt.router_pid, rt.marker)
-        if router_alive and procs.alive(rt.owner_pid):
-            raise BackendError(
-                f"{self.ctx.service}/{self.ctx.env} already runs, driven by cockpit pid {rt.owner_pid} "
-                f"(router at {rt.router_url}); attach to it or stop that cockpit first"
-            )
-        killed = await asyncio.to_thread(procs.kill_marked, rt.marker)
+        killed = await asyncio.to_thread(runtime.claim, self.ctx.run_dir, self.ctx.service, self.ctx.env)
         if killed:
             self._logs.note(f"killed {killed} leftover process(es) of an earlier run", "warning")
-        runtime.remove(self.ctx.run_dir)
 
     def _write_runtime(self) -> None:
         if self._mode != "owner" or self._router is None or self._control is None:
@@ -798,7 +656,6 @@ class LocalBackend(DeployBackend):
                 control_url=self._control.url,
                 token=self._token,
                 weight=self._weight,
-                traffic_pid=self._traffic.pid if self._traffic else None,
                 replicas=[r.record() for r in replicas if r.proc is not None and r.proc.running],
             ),
         )
@@ -828,21 +685,3 @@ class LocalBackend(DeployBackend):
         if self._mode not in ("owner", "attached") or self._control is None:
             raise BackendUnavailable(f"the local backend of {self.ctx.env} is not running ({self._mode})")
         return self._control
-
-
-def _track_status(records: Sequence[runtime.ReplicaRecord], track: str, routed: set[str]) -> TrackStatus | None:
-    """A track as observed: ready means healthy by our probes, its process alive, and in
-    the router's table (not marked down there)."""
-    mine = [r for r in records if r.track == track]
-    if not mine:
-        return None
-    ready = sum(1 for r in mine if r.healthy and procs.alive(r.pid) and r.url in routed)
-    problems = [r.problem for r in mine if r.problem]
-    return TrackStatus(
-        version="/".join(sorted({r.version for r in mine})),
-        replicas_desired=len(mine),
-        replicas_ready=ready,
-        restarts=sum(r.restarts for r in mine),
-        crash_loop=any(r.crash_loop for r in mine),
-        problem="; ".join(problems),
-    )

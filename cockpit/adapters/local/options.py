@@ -70,12 +70,6 @@ class LocalOptions(BaseModel):
     """How long a retired replica may take to finish its requests in flight before it is
     stopped anyway."""
 
-    traffic_rps: float = Field(default=0.0, ge=0.0, le=10_000.0)
-    """If above 0, run the demo traffic generator against the router at this rate."""
-
-    traffic_paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
-    """Paths the traffic generator requests in turn (production adds ``/api/checkout``)."""
-
     env: dict[str, str] = Field(default_factory=dict)
     """Environment variables of the service processes. They get these, the ``secret_env``
     values, ``PORT`` and a minimal base (``PATH``, ``LANG``, ``LC_ALL``, ``HOME``, ``TZ``),
@@ -129,14 +123,6 @@ class LocalOptions(BaseModel):
         if not path.startswith("/"):
             raise ValueError(f"expected a path starting with '/', found {path!r}")
         return path
-
-    @field_validator("traffic_paths")
-    @classmethod
-    def _absolute_paths(cls, paths: list[str]) -> list[str]:
-        for path in paths:
-            if not path.startswith("/") or "," in path:
-                raise ValueError(f"expected a path starting with '/' and without ',', found {path!r}")
-        return paths
 
     def render(self, *, version: str, port: int, env: str, service: str, python: str) -> list[str]:
         values = {"python": python, "version": version, "port": port, "env": env, "service": service}

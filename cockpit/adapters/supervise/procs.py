@@ -1,6 +1,6 @@
 """Child processes that die with the cockpit, and the /proc facts used to check them.
 
-Every child runs under :mod:`shim <cockpit.adapters.local.shim>` in its own session and
+Every child runs under :mod:`shim <cockpit.adapters.supervise.shim>` in its own session and
 process group. The shim gets ``PR_SET_PDEATHSIG=SIGTERM`` (so a ``kill -9`` of the
 cockpit reaches it) and then takes down everything the child forked, even a command that
 forks without exec. The kernel sends that signal when the *thread* that forked the shim
@@ -63,7 +63,7 @@ def cockpit_path() -> str:
 
 
 def runs_cockpit(argv: Sequence[str]) -> bool:
-    """``python -m cockpit...``: one of our own programs (router, traffic, the demo)."""
+    """``python -m cockpit...``: one of our own programs (router, demo traffic, the demo service)."""
     return len(argv) >= 3 and argv[0] == python() and argv[1] == "-m" and argv[2].startswith("cockpit.")
 
 

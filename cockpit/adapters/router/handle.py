@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 import aiohttp
 
 from cockpit.adapters.base import BackendUnavailable
-from cockpit.adapters.local import procs
-from cockpit.adapters.local.control import STATE_TIMEOUT, RouterControl
-from cockpit.adapters.local.logs import LogHub
-from cockpit.adapters.local.protocol import TOKEN_ENV, DrainResult, RouterTable
+from cockpit.adapters.router.control import STATE_TIMEOUT, RouterControl
+from cockpit.adapters.router.protocol import TOKEN_ENV, DrainResult, RouterTable
+from cockpit.adapters.supervise import procs
+from cockpit.adapters.supervise.logs import LogTarget
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ class RouterHandle:
         marker: str,
         token: str,
         session: aiohttp.ClientSession,
-        logs: LogHub,
+        logs: LogTarget,
         on_restart: Callable[[], None] | None = None,
         backoff: Sequence[float] = RESTART_BACKOFF,
         crash_loop_deaths: int = CRASH_LOOP_DEATHS,
@@ -261,7 +261,7 @@ class RouterHandle:
         assert self._listen is not None and self._control_sock is not None and self._client is not None
         fds = (self._listen.fileno(), self._control_sock.fileno())
         argv = [
-            procs.python(), "-m", "cockpit.adapters.local.router",
+            procs.python(), "-m", "cockpit.adapters.router",
             "--listen-fd", str(fds[0]), "--control-fd", str(fds[1]),
         ]  # fmt: skip
         if self.table != RouterTable():

@@ -1,14 +1,23 @@
-"""Delivery of the children's log lines to the engine's sink, in batches."""
+"""Delivery of supervised children's log lines to the engine's sink, in batches."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 from collections.abc import Iterable
+from typing import Protocol
 
 from cockpit.adapters.base import LogLine, LogSink, Track
 
 BACKLOG = 5000  # lines kept until a sink is attached (the start-up lines matter most)
+
+
+class LogTarget(Protocol):
+    """Where a supervised child's output and the supervisor's own notes go."""
+
+    def emit(self, source: str, track: Track | None, texts: Iterable[str]) -> None: ...
+
+    def note(self, text: str, level: str = "info", track: Track | None = None) -> None: ...
 
 
 class LogHub:
@@ -18,8 +27,9 @@ class LogHub:
     are counted), so the lines of ``start()`` are not lost when the engine attaches its
     sink afterwards."""
 
-    def __init__(self, env: str) -> None:
+    def __init__(self, env: str, notes_source: str) -> None:
         self.env = env
+        self.notes_source = notes_source  # the source name of the supervisor's own lines
         self._sink: LogSink | None = None
         self._backlog: deque[LogLine] = deque(maxlen=BACKLOG)
         self.dropped = 0
@@ -45,8 +55,8 @@ class LogHub:
         self._deliver(batch)
 
     def note(self, text: str, level: str = "info", track: Track | None = None) -> None:
-        """A line from the backend itself (what it did, what went wrong)."""
-        self.emit("local", track, [f"{level}: {text}"])
+        """A line from the supervisor itself (what it did, what went wrong)."""
+        self.emit(self.notes_source, track, [f"{level}: {text}"])
 
     def _deliver(self, batch: list[LogLine]) -> None:
         assert self._sink is not None

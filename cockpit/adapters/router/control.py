@@ -1,4 +1,4 @@
-"""Client of the router's JSON control API (see :mod:`cockpit.adapters.local.router`)."""
+"""Client of the router's JSON control API (see :mod:`cockpit.adapters.router.server`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 
 from cockpit.adapters.base import BackendError, BackendUnavailable
-from cockpit.adapters.local.protocol import TOKEN_HEADER, DrainResult, RouterTable
+from cockpit.adapters.router.protocol import TOKEN_HEADER, DrainResult, RouterTable
 
 STATE_TIMEOUT = 2.0
 TABLE_TIMEOUT = 5.0

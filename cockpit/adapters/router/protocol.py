@@ -1,7 +1,7 @@
 """Names shared by the router process and the backend that drives it.
 
-Kept apart from :mod:`router` so importing the backend does not import the router's
-``__main__`` module (and the router process stays light at start)."""
+Kept apart from :mod:`.server` so importing a backend does not import the router's
+server module (and the router process stays light at start)."""
 
 from __future__ import annotations
 

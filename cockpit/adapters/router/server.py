@@ -1,8 +1,8 @@
-"""The weighted HTTP router in front of one environment's local replicas.
+"""The weighted HTTP router in front of one environment's workloads.
 
-Run by the local backend as its own process (``python -m cockpit.adapters.local.router``)
-so proxying never competes with the cockpit's UI event loop. It listens on a socket the
-backend bound (passed as an inherited fd, so a busy port is detected by the backend with a
+Run by :class:`~cockpit.adapters.router.handle.RouterHandle` as its own process
+(``python -m cockpit.adapters.router``) so proxying never competes with the cockpit's UI
+event loop. It listens on a socket the backend bound (passed as an inherited fd, so a busy port is detected by the backend with a
 precise error and there is no bind race), splits each request between the stable and
 canary tracks by the current weight, and exposes a small JSON control API on a second
 loopback socket:
@@ -36,7 +36,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from cockpit.adapters.local.protocol import TOKEN_ENV, TOKEN_HEADER, TRACK_HEADER
+from cockpit.adapters.router.protocol import TOKEN_ENV, TOKEN_HEADER, TRACK_HEADER
 
 STABLE, CANARY = "stable", "canary"
 DOWN_FOR = 1.0  # seconds an upstream that refused a connection is tried last
@@ -383,7 +383,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="cockpit.adapters.local.router", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cockpit.adapters.router", description=__doc__)
     parser.add_argument("--listen-fd", type=int, help="inherited listening socket for traffic")
     parser.add_argument("--control-fd", type=int, help="inherited listening socket for control")
     parser.add_argument("--listen", help="HOST:PORT for traffic when no fd is given")

@@ -1,0 +1,31 @@
+"""A session of the embedded demo: a :class:`~cockpit.engine.session.Session` whose
+environments get simulated users (:mod:`cockpit.demo.load`) once they are up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cockpit.demo.load import DEMO_TRAFFIC, DemoTraffic, TrafficSettings
+from cockpit.engine.session import Session
+from cockpit.plan.models import Plan
+
+
+class DemoSession(Session):
+    """Owns one traffic generator per environment of ``traffic``; they stop before the
+    environments do. Everything else is the plain session."""
+
+    def __init__(
+        self, plan: Plan, *args: Any, traffic: Mapping[str, TrafficSettings] = DEMO_TRAFFIC, **kwargs: Any
+    ) -> None:
+        super().__init__(plan, *args, **kwargs)
+        self.traffic = DemoTraffic(plan.service.name, self._router_urls, self.logs.sink_for, traffic)
+        self.add_change_listener(self.traffic.changed)
+
+    def _router_urls(self) -> dict[str, str | None]:
+        return {view.name: view.url if view.up else None for view in self.views()}
+
+    async def close(self) -> None:
+        # Users first, so the generators' summaries do not count the shutdown as errors.
+        await self.traffic.stop()
+        await super().close()
