@@ -217,3 +217,21 @@ async def test_space_pauses_a_timed_pause_and_resumes_it(tmp_path: Path) -> None
             if r.action == "pause" and r.outcome == "ok"
         ]
         assert len(pause) == 1 and pause[0].reason == "looking at the logs"
+
+
+async def test_the_pause_key_can_be_remapped(tmp_path: Path) -> None:
+    text = plan_text(envs=("dev",), protected=()).replace(PLAN_TAIL, TIMED_TAIL)
+    app = make_app(make_session(tmp_path, text), keys={"pause": "z"})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: started(app), what="session start")
+        await start_rollout(pilot, app)
+        await pilot.press("space")  # no longer bound
+        await pilot.pause(0.2)
+        assert app.session.view("dev").rollout.paused_by is None
+        await pilot.press("z")
+        await wait_for(
+            pilot, lambda: app.session.view("dev").rollout.paused_by == "alice", what="paused by z"
+        )
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        assert "z  Pause a progressing rollout" in str(app.screen.query_one("#body").render())
