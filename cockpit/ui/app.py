@@ -1,7 +1,9 @@
 """The cockpit's Textual app.
 
 The app renders ``session.views()`` and sends intents through the session; it never
-touches an adapter. The session runs on the app's own asyncio loop and is started
+touches an adapter. Screens ask for actions by posting :class:`RequestAction`; the app
+checks, confirms and runs them and hears back through :class:`ActionStarted` and
+:class:`ActionDone` (cockpit/ui/intents.py), so nothing below the app imports it. The session runs on the app's own asyncio loop and is started
 by an *async* worker once the first frame is painted (a thread worker would fork
 the local backend's children from a short-lived thread, and their
 PR_SET_PDEATHSIG is tied to the forking thread), so the screen appears at once and
@@ -28,7 +30,7 @@ from textual.screen import Screen
 from cockpit.engine.commands import StartRollout
 from cockpit.engine.session import Session
 from cockpit.ui.config import UIConfig, load_config
-from cockpit.ui.intents import Intent, Intents
+from cockpit.ui.intents import ActionDone, ActionStarted, Intent, Intents, RequestAction, preflight
 from cockpit.ui.keys import ACTIONS, display_keys
 from cockpit.ui.screens.main import MainScreen
 from cockpit.ui.themes import DEFAULT_THEME, THEME_VARIABLES, load_themes
@@ -83,7 +85,7 @@ class CockpitApp(App[None]):
             )
             wanted = DEFAULT_THEME
         self.theme = wanted
-        self.intents = Intents(self)
+        self.intents = Intents(session, self.post_message)
         self.start_session = start_session
         self.initial_rollout = initial_rollout
         self.session_started = False
@@ -134,7 +136,7 @@ class CockpitApp(App[None]):
             env, version, reason = self.initial_rollout
             # Asked for on the command line, reason included: no modal, the engine's
             # rules (protected environments need a reason) still apply.
-            self.intents.run(Intent(env, StartRollout(version), f"start a rollout of {version}"), reason)
+            self._run(Intent(env, StartRollout(version), f"start a rollout of {version}"), reason)
 
     async def action_quit(self) -> None:
         if self._quitting:  # a second q while stopping: leave now
@@ -170,12 +172,58 @@ class CockpitApp(App[None]):
         never parse it as markup, whatever a caller (or ``Widget.notify``) asks."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
-    # ------------------------------------------------------------------ hooks for screens
+    # ------------------------------------------------------------------ intents (cockpit/ui/intents.py)
 
-    def intent_changed(self, env: str) -> None:
+    def on_request_action(self, message: RequestAction) -> None:
+        intent = message.intent
+        refusal = preflight(self.session, intent)
+        if refusal:
+            self.notify(refusal, title=f"{intent.env}: {intent.action} refused", severity="warning")
+            return
+        if not self.session.needs_reason(intent.env):
+            self._run(intent, "")
+            return
+
+        def confirmed(reason: str | None) -> None:
+            if reason is not None:  # None: Escape or Cancel, nothing happens
+                self._run(intent, reason)
+
+        from cockpit.ui.screens.confirm import ConfirmScreen  # imported when first needed: faster start
+
+        protected = self.session.view(intent.env).protected
+        self.push_screen(ConfirmScreen(intent.env, intent.what, need_name=protected), confirmed)
+
+    def _run(self, intent: Intent, reason: str) -> None:
+        self.run_worker(
+            self.intents.execute(intent, reason),
+            name=f"intent-{intent.env}-{intent.action}",
+            group=f"intent-{intent.env}",
+            exit_on_error=False,
+        )
+
+    def on_action_started(self, message: ActionStarted) -> None:
+        self._redraw(message.intent.env)
+
+    def on_action_done(self, message: ActionDone) -> None:
+        intent, result = message.intent, message.result
+        self._redraw(intent.env)
+        if result is None:
+            error = message.error
+            self.notify(f"{intent.what} failed: {error}", title=f"{intent.env}: error", severity="error")
+            return
+        title = f"{intent.env}: {intent.action}" + ("" if result.ok else " refused")
+        self.notify(
+            result.message or ("done" if result.ok else "refused"),
+            title=title,
+            severity="information" if result.ok else "warning",
+        )
+
+    def _redraw(self, env: str) -> None:
         screen = self.main_screen
         if screen is not None:
             screen.redraw(env)
+
+    # ------------------------------------------------------------------ hooks for screens
 
     @property
     def main_screen(self) -> MainScreen | None:
@@ -200,6 +248,14 @@ class CockpitApp(App[None]):
             if spec.id == "quit":
                 continue  # Textual's own Quit command runs action_quit
             keys = display_keys(spec, self.keymap)
+            why = main.unavailable(spec.method)
+            if why:  # listed, so it can be found, with the reason it cannot run here
+                yield SystemCommand(
+                    spec.help,
+                    f"unavailable: {why} · key {keys}",
+                    partial(main.explain_unavailable, spec.method),
+                )
+                continue
             yield SystemCommand(
                 spec.help, f"{spec.label} · key {keys}", partial(main.run_action, spec.action)
             )

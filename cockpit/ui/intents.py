@@ -1,29 +1,35 @@
-"""User intents: check, confirm, send to the session, report.
+"""User intents: check, confirm, send to the session, report - as messages.
 
 Every action key ends here. The flow is the same for all of them:
 
-1. *preflight* - ask the engine's pure rules whether the action would be refused
+1. *request* - a screen posts :class:`RequestAction`; it bubbles to the app, which
+   owns the modal stack and the workers.
+2. *preflight* - ask the engine's pure rules whether the action would be refused
    right now, so nobody types "production" and a reason only to be told "nothing is
    paused". The engine stays the authority: it decides again when asked for real.
-2. *confirm* - protected environments (or a plan requiring reasons) open the typed
+3. *confirm* - protected environments (or a plan requiring reasons) open the typed
    confirmation; Escape cancels with no effect.
-3. *run* - the session call is awaited in an async worker on the app's loop, so keys
-   and the other columns stay live while a backend call takes seconds.
-4. *report* - the :class:`ActionResult` becomes a notification; a refusal is a
-   warning, never an exception.
+4. *run* - :meth:`Intents.execute` awaits the session in an async worker on the app's
+   loop, so keys and the other columns stay live while a backend call takes seconds.
+   It posts :class:`ActionStarted` and :class:`ActionDone`; the app redraws the column
+   and turns the :class:`ActionResult` into a notification (a refusal is a warning,
+   never an exception).
+
+This module knows the session and Textual's messages, never the app or a screen: the
+app and the screens import it, so it must not import them back (tests/test_ui_imports.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+from textual.message import Message
 
 from cockpit.engine.commands import Command
 from cockpit.engine.session import Session
-
-if TYPE_CHECKING:
-    from cockpit.ui.app import CockpitApp
+from cockpit.engine.views import ActionResult
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,33 @@ class Intent:
         return self.command.action
 
 
+class RequestAction(Message):
+    """A person asked for ``intent`` (a key, a click, the palette): check, confirm, run."""
+
+    def __init__(self, intent: Intent) -> None:
+        super().__init__()
+        self.intent = intent
+
+
+class ActionStarted(Message):
+    """``intent`` was sent to the session; its environment shows as busy."""
+
+    def __init__(self, intent: Intent) -> None:
+        super().__init__()
+        self.intent = intent
+
+
+class ActionDone(Message):
+    """The session answered ``intent`` (``result``), or the call itself failed (``error``:
+    an engine bug, reported rather than taking the cockpit down mid-release)."""
+
+    def __init__(self, intent: Intent, result: ActionResult | None, error: Exception | None = None) -> None:
+        super().__init__()
+        self.intent = intent
+        self.result = result
+        self.error = error
+
+
 def preflight(session: Session, intent: Intent) -> str | None:
     """Why the engine would refuse ``intent`` now, or ``None`` if it might accept it.
 
@@ -54,57 +87,28 @@ def preflight(session: Session, intent: Intent) -> str | None:
 
 
 class Intents:
-    def __init__(self, app: CockpitApp) -> None:
-        self.app = app
+    """The intents in flight, and the one way to run one.
+
+    ``post`` delivers the progress messages (the app passes its ``post_message``): the
+    runner reports, it never reaches into the app or a screen.
+    """
+
+    def __init__(self, session: Session, post: Callable[[Message], object]) -> None:
+        self.session = session
+        self.post = post
         self.pending: dict[str, str] = {}  # env -> what is being done there right now
 
-    @property
-    def session(self) -> Session:
-        return self.app.session
-
-    def request(self, intent: Intent) -> None:
-        refusal = preflight(self.session, intent)
-        if refusal:
-            self.app.notify(refusal, title=f"{intent.env}: {intent.action} refused", severity="warning")
-            return
-        view = self.session.view(intent.env)
-        need_reason = self.session.needs_reason(intent.env)
-        if not need_reason:
-            self.run(intent, "")
-            return
-
-        def confirmed(reason: str | None) -> None:
-            if reason is not None:  # None: Escape or Cancel, nothing happens
-                self.run(intent, reason)
-
-        from cockpit.ui.screens.confirm import ConfirmScreen  # imported when first needed: faster start
-
-        self.app.push_screen(ConfirmScreen(intent.env, intent.what, need_name=view.protected), confirmed)
-
-    def run(self, intent: Intent, reason: str) -> None:
-        self.app.run_worker(
-            self._execute(intent, reason),
-            name=f"intent-{intent.env}-{intent.action}",
-            group=f"intent-{intent.env}",
-            exit_on_error=False,
-        )
-
-    async def _execute(self, intent: Intent, reason: str) -> None:
+    async def execute(self, intent: Intent, reason: str) -> None:
         self.pending[intent.env] = intent.what
-        self.app.intent_changed(intent.env)
+        self.post(ActionStarted(intent))
+        result: ActionResult | None = None
+        error: Exception | None = None
         try:
             result = await self.session.submit(intent.env, intent.command, reason)
         except Exception as err:  # an engine bug must not take the cockpit down mid-release
             log.exception("intent %s failed", intent)
-            self.app.notify(f"{intent.what} failed: {err}", title=f"{intent.env}: error", severity="error")
-            return
+            error = err
         finally:
             if self.pending.get(intent.env) == intent.what:
                 del self.pending[intent.env]
-            self.app.intent_changed(intent.env)
-        title = f"{intent.env}: {intent.action}" + ("" if result.ok else " refused")
-        self.app.notify(
-            result.message or ("done" if result.ok else "refused"),
-            title=title,
-            severity="information" if result.ok else "warning",
-        )
+        self.post(ActionDone(intent, result, error))

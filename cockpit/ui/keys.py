@@ -3,6 +3,11 @@
 Every binding has an ``id`` so users can remap it in ``config.toml`` (``[keys]``,
 e.g. ``promote = "p"``); the footer, the ``?`` help and the command palette are all
 generated from this table, so they can never disagree with the real keys.
+
+A key that sends a command names a sample of it (``sends``): the command's capability
+(``cockpit.engine.commands.capability``) decides whether the key is enabled for the
+focused environment's backend, so a backend that cannot set a weight shows ``+10%``
+greyed out instead of failing when pressed.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 from textual.keys import format_key
+
+from cockpit.engine.commands import Command, SetWeight, capability
 
 
 @dataclass(frozen=True)
@@ -21,13 +28,36 @@ class ActionSpec:
     label: str  # short footer label
     help: str  # one line for ? help and the command palette
     footer: bool = True
+    sends: Command | None = None  # a sample of the command the key sends (its capability matters)
+
+    @property
+    def method(self) -> str:
+        """The action's name without its parameters ("weight"), as ``check_action`` gets it."""
+        return self.action.split("(")[0]
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("start", "s", "start", "start", "Start a rollout: pick a version for the focused environment"),
-    ActionSpec("weight_up", "plus,equals_sign", "weight(10)", "+10%", "Canary weight +10 % (while paused)"),
-    ActionSpec("weight_down", "minus", "weight(-10)", "-10%", "Canary weight -10 % (while paused)"),
+    ActionSpec(
+        "weight_up",
+        "plus,equals_sign",
+        "weight(10)",
+        "+10%",
+        "Canary weight +10 % (while paused)",
+        sends=SetWeight(10),
+    ),
+    ActionSpec(
+        "weight_down",
+        "minus",
+        "weight(-10)",
+        "-10%",
+        "Canary weight -10 % (while paused)",
+        sends=SetWeight(-10),
+    ),
     ActionSpec("promote", "p", "promote", "promote", "Promote past the current pause"),
+    ActionSpec(
+        "pause", "space", "pause", "pause", "Pause a progressing rollout where it is; again to resume"
+    ),
     ActionSpec("promote_full", "P", "promote_full", "full", "Full promote: the canary to 100 % now"),
     ActionSpec("abort", "a", "abort", "abort", "Abort: all traffic back to stable, canary removed"),
     ActionSpec("retry", "R", "retry", "retry", "Retry an aborted rollout from the first step"),
@@ -47,6 +77,18 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 BY_ID = {spec.id: spec for spec in ACTIONS}
+# By action method name ("weight", without its parameters): what check_action is given.
+SENDS: dict[str, Command] = {spec.method: spec.sends for spec in ACTIONS if spec.sends}
+
+
+def missing_capability(action: str, capabilities: frozenset[object]) -> Command | None:
+    """The command ``action`` would send if the backend lacks the capability it needs
+    (``capabilities``: the focused environment's), else ``None``."""
+    sample = SENDS.get(action)
+    if sample is None:
+        return None
+    needed = capability(sample)
+    return sample if needed is not None and needed not in capabilities else None
 
 
 def bindings() -> list[Binding]:

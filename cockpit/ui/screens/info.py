@@ -13,6 +13,8 @@ from textual.widgets import Static
 
 from cockpit.ui.keys import ACTIONS, display_keys
 
+DISABLED = "$foreground 45%"  # a key the focused environment's backend cannot run
+
 
 class _Info(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -43,10 +45,18 @@ class _Info(ModalScreen[None]):
 
 
 class HelpScreen(_Info):
-    def __init__(self, keymap: dict[str, str]) -> None:
+    def __init__(self, keymap: dict[str, str], unavailable: dict[str, str] | None = None) -> None:
+        """``unavailable``: binding id -> why that key cannot run on the focused environment
+        (its backend lacks the capability); those lines are dimmed, with the reason."""
+        unavailable = unavailable or {}
         lines = []
         for spec in ACTIONS:
-            lines.append(Content.assemble((f"{display_keys(spec, keymap):>14}  ", "bold $accent"), spec.help))
+            keys = f"{display_keys(spec, keymap):>14}  "
+            if why := unavailable.get(spec.id):
+                lines.append(Content.assemble((keys, DISABLED), (spec.help, DISABLED)))
+                lines.append(Content.assemble((" " * len(keys), DISABLED), (f"unavailable: {why}", DISABLED)))
+                continue
+            lines.append(Content.assemble((keys, "bold $accent"), spec.help))
         lines.append(
             Content.assemble((f"{'ctrl+p':>14}  ", "bold $accent"), "Command palette: every action by name")
         )

@@ -9,13 +9,20 @@ environment, and a timer bounds the repaint rate whatever the backends do.
 Keys act on the *current* environment, shown by its column's title bar. Nothing on
 this screen takes focus (a focus change rebuilds the footer and restyles whole
 columns), so Left/Right/Tab stay instant while logs stream.
+
+A key whose command needs a capability the current environment's backend lacks is
+disabled (:meth:`MainScreen.check_action` returns ``None``: Textual greys it in the
+footer and does not run it); pressing it says why, without a modal. The engine's
+guardrails refuse such a command anyway: the screen only says it earlier.
+
+Actions leave this screen as :class:`RequestAction` messages; the app runs them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, cast
 
 from textual import events
 from textual.app import ComposeResult
@@ -25,17 +32,26 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from cockpit.engine.commands import Abort, Promote, PromoteFull, Retry, Rollback, SetWeight, StartRollout
+from cockpit.engine.commands import (
+    Abort,
+    Pause,
+    Promote,
+    PromoteFull,
+    Resume,
+    Retry,
+    Rollback,
+    SetWeight,
+    StartRollout,
+    capability,
+)
 from cockpit.engine.views import EnvView
 from cockpit.ui import keys, render
-from cockpit.ui.intents import Intent, preflight
+from cockpit.ui.host import CockpitHost
+from cockpit.ui.intents import Intent, RequestAction, preflight
 from cockpit.ui.widgets.env_column import EnvColumn
 from cockpit.ui.widgets.header import CockpitHeader
 from cockpit.ui.widgets.log_pane import LogPane
 from cockpit.ui.widgets.weight_bar import WeightBar
-
-if TYPE_CHECKING:
-    from cockpit.ui.app import CockpitApp
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +108,11 @@ class MainScreen(Screen[None]):
         self._tick_failed = False
         self._last_slow = 0.0
         self.current = ""  # the environment keys act on; set in compose
+        self._disabled: frozenset[str] = frozenset()  # actions the current env's backend cannot run
 
     @property
-    def cockpit(self) -> CockpitApp:
-        return self.app  # type: ignore[return-value]
+    def cockpit(self) -> CockpitHost:
+        return cast(CockpitHost, self.app)
 
     def compose(self) -> ComposeResult:
         app = self.cockpit
@@ -229,6 +246,11 @@ class MainScreen(Screen[None]):
         self.query_one(LogPane).set_env(env)
         if self.focused is not None and self.app.screen is self:
             self.set_focus(None)  # keys go to the screen's bindings, whatever was clicked before
+        disabled = frozenset(a for a in keys.SENDS if self.unavailable(a))
+        if disabled != self._disabled:
+            # Only then: rebuilding the footer on every Left/Right would cost a frame.
+            self._disabled = disabled
+            self.refresh_bindings()
 
     def on_env_column_selected(self, event: EnvColumn.Selected) -> None:
         if event.env != self.current:
@@ -253,10 +275,40 @@ class MainScreen(Screen[None]):
     def view(self) -> EnvView:
         return self.cockpit.session.view(self.current)
 
+    # ------------------------------------------------------------------ capabilities
+
+    def unavailable(self, action: str) -> str | None:
+        """Why ``action`` (a method name, "weight") cannot run on the current environment's
+        backend at all, or ``None``. The words are the engine's guardrail refusal."""
+        if action not in keys.SENDS or not self.current:
+            return None
+        view = self.view()
+        sample = keys.missing_capability(action, view.capabilities)
+        if sample is None:
+            return None
+        return preflight(self.cockpit.session, Intent(view.name, sample, action)) or "not supported here"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # None, not False: the key stays listed, greyed out, so people see it exists.
+        return None if self.unavailable(action) else True
+
+    def explain_unavailable(self, action: str) -> None:
+        why = self.unavailable(action)
+        if why:
+            self.notify(why, title=f"{self.current}: unavailable", severity="warning")
+
+    def on_key(self, event: events.Key) -> None:
+        """A disabled key is not run by Textual; say why instead of doing nothing."""
+        if not self._disabled:  # the common case costs one check per key
+            return
+        active = self.active_bindings.get(event.key)
+        if active is not None and not active.enabled and active.node is self:
+            self.explain_unavailable(active.binding.action.split("(")[0])  # "weight(10)" -> "weight"
+
     # ------------------------------------------------------------------ intents
 
     def _request(self, intent: Intent) -> None:
-        self.cockpit.intents.request(intent)
+        self.post_message(RequestAction(intent))
 
     def action_start(self) -> None:
         view = self.view()
@@ -294,6 +346,14 @@ class MainScreen(Screen[None]):
     def action_promote(self) -> None:
         self._request(Intent(self.current, Promote(), "promote past the pause"))
 
+    def action_pause(self) -> None:
+        """One key both ways: Pause a progressing rollout, Resume one paused by hand."""
+        r = self.view().rollout
+        if r.paused_by is not None:
+            self._request(Intent(self.current, Resume(), f"resume the rollout (paused by {r.paused_by})"))
+        else:
+            self._request(Intent(self.current, Pause(), "pause the rollout where it is"))
+
     def action_promote_full(self) -> None:
         canary = self.view().rollout.canary_version or "the canary"
         self._request(Intent(self.current, PromoteFull(), f"fully promote {canary} to 100%"))
@@ -314,14 +374,16 @@ class MainScreen(Screen[None]):
         if refusal:
             self.notify(refusal, title=f"{env}: rollback refused", severity="warning")
             return
+        if capability(Rollback(0)) not in view.capabilities:
+            # This backend can only go back to the previous revision: no choice to offer.
+            self._request(Intent(env, Rollback(), "roll back to the previous revision"))
+            return
 
         def picked(revision: str | None) -> None:
             if revision:
                 number = int(revision)
                 version = next((x.version for x in r.revisions if x.number == number), "?")
-                self._request(
-                    Intent(env, Rollback(number), f"roll back to revision {number} ({version})")
-                )
+                self._request(Intent(env, Rollback(number), f"roll back to revision {number} ({version})"))
 
         from cockpit.ui.screens.pickers import RevisionPicker
 
@@ -343,7 +405,8 @@ class MainScreen(Screen[None]):
     def action_help(self) -> None:
         from cockpit.ui.screens.info import HelpScreen
 
-        self.app.push_screen(HelpScreen(self.cockpit.keymap))
+        unavailable = {spec.id: why for spec in keys.ACTIONS if (why := self.unavailable(spec.method))}
+        self.app.push_screen(HelpScreen(self.cockpit.keymap, unavailable))
 
     def action_theme(self) -> None:
         self.cockpit.cycle_theme()
