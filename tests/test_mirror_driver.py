@@ -12,6 +12,7 @@ import asyncio
 import io
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from cockpit.adapters.base import (
     Capability,
 )
 from cockpit.adapters.memory_platform import MemoryPlatform
-from cockpit.adapters.rollouts import AnalysisPhase
+from cockpit.adapters.rollouts import AnalysisPhase, RolloutPhase
 from cockpit.engine.commands import Abort, Pause, Promote, Resume, Retry, Rollback, SetWeight, StartRollout
 from cockpit.engine.drivers import MirrorDriver
 from cockpit.engine.session import Session
@@ -364,3 +365,40 @@ def test_a_platform_that_does_not_report_its_rollouts_is_a_config_error(tmp_path
 def test_analysis_phases_are_spelled_as_outcomes() -> None:
     """The mirror maps Argo's analysis phases onto outcomes by value: none may be missing."""
     assert {p.value for p in AnalysisPhase} <= {o.value for o in Outcome}
+
+
+@pytest.mark.asyncio
+async def test_an_observation_older_than_the_one_mirrored_is_ignored(tmp_path: Path) -> None:
+    """A watch read that lands after a command's fresher read must not turn the state back."""
+    session = session_on(tmp_path)
+    try:
+        await paused_at_20(session)
+        driver = session.controller("production").driver
+        assert isinstance(driver, MirrorDriver) and driver.seen is not None
+        newest = driver.seen
+        older = replace(newest, generation=newest.generation - 1, phase=RolloutPhase.HEALTHY, weight=0)
+        driver._mirror(older, "auto")
+        assert driver.seen is newest
+        assert (
+            session.controller("production").state.phase,
+            session.controller("production").state.weight,
+        ) == (
+            Phase.PAUSED,
+            20,
+        )
+    finally:
+        await session.close()
+
+
+def test_the_pilot_fixtures_run_the_mirror_driver_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tests/test_ui_actions.py's mirror runs really drive the mirror (not the memory backend twice)."""
+    import tests.ui_fixtures as fixtures
+
+    monkeypatch.setattr(fixtures, "DRIVER", "mirror")
+    session = fixtures.make_session(tmp_path)
+    assert all(isinstance(c.driver, MirrorDriver) for c in session.controllers.values())
+    monkeypatch.setattr(fixtures, "DRIVER", "machine")
+    session = fixtures.make_session(tmp_path / "machine")
+    assert not any(isinstance(c.driver, MirrorDriver) for c in session.controllers.values())
