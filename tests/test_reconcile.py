@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cockpit.adapters.base import BackendConfigError, BackendStatus, Capability, TrackStatus
-from cockpit.engine.drivers import MachineDriver, driver_class
+from cockpit.adapters.base import BackendStatus, Capability, TrackStatus
+from cockpit.engine.drivers import MachineDriver, MirrorDriver, driver_class
 from cockpit.engine.machine import RolloutMachine
 from cockpit.engine.polling import backoff
 from cockpit.engine.reconcile import reconcile
@@ -84,5 +84,4 @@ def test_backoff_doubles_up_to_thirty_seconds() -> None:
 
 def test_the_driver_is_chosen_by_the_drives_steps_capability() -> None:
     assert driver_class({Capability.SET_WEIGHT}) is MachineDriver
-    with pytest.raises(BackendConfigError, match="walks the steps itself"):
-        driver_class({Capability.DRIVES_STEPS}, "argo")
+    assert driver_class({Capability.DRIVES_STEPS, Capability.SET_WEIGHT}, "argo") is MirrorDriver

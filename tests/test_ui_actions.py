@@ -1,5 +1,6 @@
 """Every action path of the cockpit screen, driven through Textual's Pilot against
-a real Session on the deterministic in-memory backend."""
+a real Session on the deterministic in-memory backend (machine driver: the cockpit
+walks the steps) and on the in-memory platform (mirror driver: the platform walks them)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, TabbedContent
 
+import tests.ui_fixtures
+from cockpit.adapters.memory_platform import MemoryPlatform
 from cockpit.engine.state import Phase
 from cockpit.ui.app import CockpitApp
 from cockpit.ui.config import load_config
@@ -26,14 +29,39 @@ from tests.ui_fixtures import SIZE, make_app, make_session, plan_text, started, 
 
 pytestmark = pytest.mark.asyncio
 
+# Tests that run on the machine driver only, and why. Every other test runs on both drivers.
+MACHINE_ONLY = {
+    # A hung deploy_canary is a step the cockpit runs under the environment's lock; on a platform
+    # the deploy is the platform's own work and the command returns at once. The mirror's hung
+    # platform call is tested in tests/test_mirror_driver.py.
+    "test_hung_backend_call_keeps_keys_and_other_columns_live": "the cockpit runs the deploy",
+    "test_quit_with_a_hung_backend_leaves_on_second_q": "the cockpit runs the deploy",
+    # No session runs: nothing for a driver to do.
+    "test_broken_config_and_theme_fall_back_with_one_problem_each": "no session",
+    "test_broken_theme_reported_once_and_default_used": "no session",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    drivers = ["machine"] if metafunc.function.__name__ in MACHINE_ONLY else ["machine", "mirror"]
+    metafunc.parametrize("driver", drivers, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The plan's environments run on this driver's in-memory backend."""
+    monkeypatch.setattr(tests.ui_fixtures, "DRIVER", request.param)
+    return request.param
+
 
 def messages(app: CockpitApp) -> list[str]:
     return [n.message for n in app._notifications]
 
 
-def backend(app: CockpitApp, env: str) -> MemoryBackend:
+def backend(app: CockpitApp, env: str) -> MemoryBackend | MemoryPlatform:
+    """The environment's in-memory backend; both have the same test controls."""
     b = app.session.controller(env).backend
-    assert isinstance(b, MemoryBackend)
+    assert isinstance(b, MemoryBackend | MemoryPlatform)
     return b
 
 

@@ -11,10 +11,19 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 import tests.memory_backend  # noqa: F401 - registers the "memory" adapters
+from cockpit.adapters import memory_platform
 from cockpit.engine.session import Session
 from cockpit.plan.loader import parse_plan
 from cockpit.ui.app import CockpitApp
 from cockpit.ui.config import UIConfig
+
+memory_platform.register()
+
+# The backend and metrics source of each driver: the cockpit walks the memory backend's steps
+# (machine driver); the memory platform walks its own (mirror driver). Tests that run on both
+# set DRIVER (tests/test_ui_actions.py); snapshots stay on the machine driver.
+ADAPTERS = {"machine": "memory", "mirror": "memory-platform"}
+DRIVER = "machine"
 
 FIXED_NOW = 1_767_225_600.0 + 9 * 3600 + 41 * 60 + 5  # 2026-01-01 09:41:05 UTC
 SIZE = (160, 48)
@@ -26,12 +35,12 @@ name = "{name}"
 protected = {protected}
 initial_version = "1.0.0"
   [environments.backend]
-  adapter = "memory"
+  adapter = "{adapter}"
     [environments.backend.options]
     url = "http://127.0.0.1:{port}"
     down = {down}
   [environments.metrics]
-  source = "memory"
+  source = "{adapter}"
   interval = "{interval}"
 """
 
@@ -76,6 +85,7 @@ def plan_text(
                 port=18080 + i,
                 down=str(name in down).lower(),
                 interval=interval,
+                adapter=ADAPTERS[DRIVER],
             )
         )
     parts.append(PLAN_TAIL)

@@ -20,11 +20,16 @@ engine can say precisely what went wrong.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from cockpit.adapters.rollouts import PlatformRollout
+    from cockpit.plan.models import Check, Step
 
 from pydantic import BaseModel, ConfigDict
 
@@ -113,6 +118,10 @@ class HealthCheckFailed(BackendError):
 
 class CapabilityMissing(BackendError):
     """The backend was asked for something it declared it cannot do."""
+
+
+class CommandRefused(BackendError):
+    """The platform refused a command as not legal in its state; nothing changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +252,32 @@ class MetricsSource(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027
         pass
+
+
+class PlatformRollouts(abc.ABC):
+    """The role of a backend whose platform walks the steps itself (``DRIVES_STEPS``: Argo
+    Rollouts, Flagger). The cockpit mirrors what :meth:`rollout_status` reports and forwards
+    commands through :meth:`send`; it never calls such a backend's traffic methods.
+
+    Commands and their arguments: ``set-image`` (version), ``promote``, ``promote-full``,
+    ``pause`` (by), ``resume``, ``abort``, ``retry``, ``set-weight`` (weight; only with
+    ``SET_WEIGHT``), ``undo`` (revision)."""
+
+    @abc.abstractmethod
+    async def use_strategy(self, steps: Sequence[Step], checks: Sequence[Check]) -> None:
+        """The plan's canary steps and the checks they name. An adapter writes them to the
+        platform's rollout spec, or raises :class:`BackendConfigError` when they differ."""
+
+    @abc.abstractmethod
+    async def rollout_status(self) -> PlatformRollout: ...
+
+    @abc.abstractmethod
+    async def send(self, command: str, **args: object) -> str:
+        """Ask the platform to do ``command``; returns its answer. Raises
+        :class:`CommandRefused` when the platform says no (nothing changed), another
+        :class:`BackendError` when the answer is unknown."""
+
+    async def watch(self, generation: int, timeout: float) -> None:
+        """Return once the rollout's generation passed ``generation`` or after ``timeout``
+        seconds. Platforms without a watch API keep this: the mirror then polls."""
+        await asyncio.sleep(timeout)

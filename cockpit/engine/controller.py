@@ -170,6 +170,7 @@ class EnvironmentController:
             self.poll.status = await self.backend.status()
         except BackendError as err:
             self.poll.error = str(err)
+        await self.driver.connect(attach)
         snapshot = self.journal.last_snapshot(self.service, self.env.name)
         for note in self.driver.restore(snapshot, self.poll.status):
             self.journal_quietly("reconcile", "info", detail=note)
@@ -267,6 +268,8 @@ class EnvironmentController:
             except GateRefused as gate:
                 refused = self.refuse(action, reason, f"refused by the health gate: {gate}")
                 return replace(refused, cause=Cause.HEALTH_GATE)
+            except Refused as err:  # the platform said no (mirror driver): nothing changed
+                return self.refuse(action, reason, str(err))
             elapsed = (self.clock.monotonic() - started) * 1000
             if error:
                 self.journal_quietly(action, "failed", reason=reason, detail=error, duration_ms=elapsed)

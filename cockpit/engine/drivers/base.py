@@ -75,7 +75,8 @@ class Driver(abc.ABC):
        with a reason or returns a :class:`Decision`; :meth:`run` then carries it out
        (the host journals "started" in between and holds ``host.lock`` throughout).
        ``run`` returns the error of a failed backend call (the state must then say what
-       is known to be true) or raises :class:`GateRefused` when nothing changed.
+       is known to be true) or raises :class:`GateRefused` (refused on observation) or
+       ``Refused`` (a platform said no) when nothing changed.
        :meth:`preview` is :meth:`decide` for the screen: it must stay pure.
     2. **Produce the RolloutState from observations.** :meth:`restore` builds the state
        at start from the journal's last snapshot and the first status; :meth:`observe`
@@ -121,6 +122,10 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def run(self, decision: Decision, action: str, reason: str) -> str | None:
         """Carry ``decision`` out (``host.lock`` held). Returns a backend error, if any."""
+
+    async def connect(self, attach: bool) -> None:  # noqa: B027 - most drivers need nothing
+        """The backend is up (started, or attached when ``attach``): take what :meth:`restore`
+        needs beyond the status (the mirror driver reads the platform's rollout here)."""
 
     @abc.abstractmethod
     def restore(self, snapshot: Snapshot | None, status: BackendStatus | None) -> list[str]:
