@@ -271,7 +271,8 @@ class SQLiteStore:
         after_id: int = 0,
     ) -> list[Record]:
         """The newest ``limit`` records (oldest first), optionally filtered."""
-        where, args = ["id > ?"], [after_id]
+        where: list[str] = ["id > ?"]
+        args: list[int | str] = [after_id]  # the query's parameters, in placeholder order
         if service:
             where.append("service = ?")
             args.append(service)
