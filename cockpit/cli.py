@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -34,11 +35,20 @@ class OneLineErrors(click.Group):
     """Click's usage errors as one ``error: ...`` line and exit 2, like every other error,
     and a last net so that no input ever ends in a traceback."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        # Click's own parameters, spelled out: its stubs overload main() on standalone_mode,
+        # and a bare *args could not be matched to either overload.
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as err:
             ctx = getattr(err, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if isinstance(err, click.UsageError) and ctx else ""
@@ -186,7 +196,7 @@ def demo(
         fail("--headless needs --version (for example --version 1.1.0)")
     if reset:
         keep_journal_aside(paths.journal_path(base))
-    if headless:
+    if headless and version:  # a headless run without a version was refused above
         sys.exit(
             run_headless(
                 plan, str(base), env_name, version, auto_promote, reason or "headless demo rollout", demo_traffic=True

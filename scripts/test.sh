@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything, start the real servers the tests use, lint, check that a non-editable
+# Install everything, start the real servers the tests use, lint, type-check, check that a non-editable
 # install runs the demo (scripts/check_install.sh), run the whole suite, stop the servers.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k machine).
 set -euo pipefail
@@ -18,6 +18,8 @@ trap cleanup EXIT
 source <(bash scripts/servers.sh start "$RT")
 
 .venv/bin/ruff check cockpit tests scripts
+# Types: a type error fails CI like a lint error ([tool.mypy] in pyproject.toml says what and how).
+.venv/bin/mypy
 # The package as a user gets it: pip install . into a fresh venv, then the demo.
 bash scripts/check_install.sh
 set +e

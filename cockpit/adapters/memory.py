@@ -90,6 +90,7 @@ class MemoryBackend(DeployBackend):
         action_delay: float = 0.0
         """Seconds each action takes (an await), to see the 'busy' states."""
 
+    options: MemoryBackend.Options  # the base declares a BaseModel; this backend is given its own model
     instances: ClassVar[dict[tuple[str, str], MemoryBackend]] = {}
 
     def __init__(self, ctx: AdapterContext, options: MemoryBackend.Options) -> None:
@@ -268,6 +269,8 @@ class MemoryMetrics(MetricsSource):
         """Let values move over time (screenshots, benchmarks); off for deterministic tests."""
         down: bool = False
         """Raise BackendUnavailable from window()."""
+
+    options: MemoryMetrics.Options  # the base declares a BaseModel; this source is given its own model
 
     def __init__(self, ctx: AdapterContext, options: MemoryMetrics.Options, backend: DeployBackend) -> None:
         self.ctx = ctx

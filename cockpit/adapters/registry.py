@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -32,9 +32,6 @@ _BUILTIN: dict[str, dict[str, str]] = {
     BACKENDS_GROUP: {"local": "cockpit.adapters.local:LocalBackend"},
     METRICS_GROUP: {"scrape": "cockpit.adapters.scrape:ScrapeMetricsSource"},
 }
-
-AdapterT = TypeVar("AdapterT", DeployBackend, MetricsSource)
-
 
 class UnknownAdapter(LookupError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
@@ -88,32 +85,49 @@ def metrics_source_names() -> list[str]:
     return sorted(_refs(METRICS_GROUP))
 
 
-def _load_class(group: str, kind: str, name: str, role: type[AdapterT]) -> type[AdapterT]:
+def _load(group: str, kind: str, name: str) -> tuple[AdapterRef, object]:
     refs = _refs(group)
     if name not in refs:
         raise UnknownAdapter(kind, name, sorted(refs))
     ref = refs[name]
-    loaded = ref.load()
-    if not (isinstance(loaded, type) and issubclass(loaded, role)):
-        raise AdapterLoadError(f"{ref.describe()}: loads {loaded!r}, which is not a {role.__name__} subclass")
-    options = getattr(loaded, "Options", None)
+    return ref, ref.load()
+
+
+def _not_a(ref: AdapterRef, loaded: object, role: type) -> AdapterLoadError:
+    return AdapterLoadError(f"{ref.describe()}: loads {loaded!r}, which is not a {role.__name__} subclass")
+
+
+def _check_options(ref: AdapterRef, cls: type) -> None:
+    options = getattr(cls, "Options", None)
     if not (isinstance(options, type) and issubclass(options, BaseModel)):
         raise AdapterLoadError(
-            f"{ref.describe()}: {loaded.__name__}.Options must be a pydantic model, found {options!r}"
+            f"{ref.describe()}: {cls.__name__}.Options must be a pydantic model, found {options!r}"
         )
-    return loaded
+
+
+# The role check is written out per role rather than in one generic helper: the roles are
+# abstract classes, and a ``type[T]`` parameter only takes concrete ones (mypy's
+# type-abstract); the ``issubclass`` in each function is also what narrows the return type.
 
 
 def backend_class(name: str) -> type[DeployBackend]:
     """The DeployBackend subclass registered as ``name`` (its ``Options`` is a pydantic model).
     Raises :class:`UnknownAdapter` or :class:`AdapterLoadError`."""
-    return _load_class(BACKENDS_GROUP, "backend adapter", name, DeployBackend)
+    ref, loaded = _load(BACKENDS_GROUP, "backend adapter", name)
+    if not (isinstance(loaded, type) and issubclass(loaded, DeployBackend)):
+        raise _not_a(ref, loaded, DeployBackend)
+    _check_options(ref, loaded)
+    return loaded
 
 
 def metrics_source_class(name: str) -> type[MetricsSource]:
     """The MetricsSource subclass registered as ``name`` (its ``Options`` is a pydantic model).
     Raises :class:`UnknownAdapter` or :class:`AdapterLoadError`."""
-    return _load_class(METRICS_GROUP, "metrics source", name, MetricsSource)
+    ref, loaded = _load(METRICS_GROUP, "metrics source", name)
+    if not (isinstance(loaded, type) and issubclass(loaded, MetricsSource)):
+        raise _not_a(ref, loaded, MetricsSource)
+    _check_options(ref, loaded)
+    return loaded
 
 
 def create_backend(name: str, ctx: AdapterContext, raw_options: Mapping[str, Any]) -> DeployBackend:

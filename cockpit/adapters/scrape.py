@@ -146,6 +146,7 @@ class ScrapeMetricsSource(MetricsSource):
 
     name: ClassVar[str] = "scrape"
     Options: ClassVar[type[ScrapeOptions]] = ScrapeOptions
+    options: ScrapeOptions  # the base declares a BaseModel; this source is always given its own model
 
     def __init__(self, ctx: AdapterContext, options: ScrapeOptions, backend: DeployBackend) -> None:
         self.ctx = ctx

@@ -72,6 +72,7 @@ class LocalBackend(DeployBackend):
         }
     )
     Options: ClassVar[type[LocalOptions]] = LocalOptions
+    options: LocalOptions  # the base declares a BaseModel; this backend is always given its own model
 
     def __init__(self, ctx: AdapterContext, options: LocalOptions) -> None:
         self.ctx = ctx
@@ -681,7 +682,7 @@ class LocalBackend(DeployBackend):
         if self._mode != "owner":
             raise BackendError(f"the local backend of {self.ctx.env} is not started ({self._mode})")
 
-    def _require_control(self) -> RouterControl:
+    def _require_control(self) -> RouterControl | RouterHandle:
         if self._mode not in ("owner", "attached") or self._control is None:
             raise BackendUnavailable(f"the local backend of {self.ctx.env} is not running ({self._mode})")
         return self._control

@@ -253,7 +253,7 @@ def group_members(pgid: int) -> list[int]:
 
 
 def socket_inodes(pid: int) -> set[int]:
-    inodes = set()
+    inodes: set[int] = set()
     try:
         fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
@@ -294,7 +294,8 @@ def port_intruder(port: int, pgid: int, found: Mapping[int, int] | None = None) 
 
 def tree(pid: int) -> list[int]:
     """``pid`` and its descendants, from /proc/PID/task/TID/children."""
-    found, todo = [], [pid]
+    found: list[int] = []
+    todo = [pid]
     while todo and len(found) < 4096:
         p = todo.pop()
         found.append(p)

@@ -25,7 +25,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -82,7 +82,7 @@ def make_private(path: Path) -> None:
             os.chmod(f"{path}{suffix}", PRIVATE_FILE)
 
 
-def _normalise(column: str, value: object) -> object:
+def _normalise(column: str, value: str | float | None) -> str | float | None:
     """The value as SQLite will hand it back, so the hash written is the hash re-read:
     text is redacted, REAL columns hold floats (NaN becomes NULL), INTEGER columns ints."""
     if value is None:
@@ -90,9 +90,9 @@ def _normalise(column: str, value: object) -> object:
     if column in TEXT_COLUMNS:
         return redact(str(value))
     if column in FLOAT_COLUMNS:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
         return None if math.isnan(number) else number  # SQLite stores NaN as NULL
-    return int(value)  # type: ignore[call-overload]
+    return int(value)
 
 
 class SQLiteStore:
@@ -199,7 +199,7 @@ class SQLiteStore:
     ) -> int:
         if self.read_only:
             return 0
-        given: dict[str, object] = {
+        given: dict[str, str | float | None] = {  # int is a float to mypy (PEP 484 promotion)
             "ts": ts if ts is not None else time.time(),
             "user": user,
             "service": service,
@@ -220,7 +220,7 @@ class SQLiteStore:
         fields = {column: _normalise(column, value) for column, value in given.items()}
         return self._write(f"a {action!r} record", lambda: self._insert(fields))
 
-    def _insert(self, fields: dict[str, object]) -> int:
+    def _insert(self, fields: Mapping[str, object]) -> int:
         """Insert one record linked to the last one (inside the caller's transaction)."""
         last = self._db.execute("SELECT id, hash FROM journal ORDER BY id DESC LIMIT 1").fetchone()
         seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
@@ -271,7 +271,8 @@ class SQLiteStore:
         after_id: int = 0,
     ) -> list[Record]:
         """The newest ``limit`` records (oldest first), optionally filtered."""
-        where, args = ["id > ?"], [after_id]
+        where: list[str] = ["id > ?"]
+        args: list[int | str] = [after_id]  # the query's parameters, in placeholder order
         if service:
             where.append("service = ?")
             args.append(service)
