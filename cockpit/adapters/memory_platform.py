@@ -192,6 +192,8 @@ class MemoryPlatform(DeployBackend, PlatformRollouts):
 
     instances: ClassVar[dict[tuple[str, str], MemoryPlatform]] = {}
 
+    options: MemoryPlatform.Options  # the base declares a BaseModel; this backend is given its own model
+
     def __init__(self, ctx: AdapterContext, options: MemoryPlatform.Options) -> None:
         self.ctx = ctx
         self.options = options
@@ -711,6 +713,8 @@ class MemoryPlatformMetrics(MetricsSource):
 
         down: bool = False
         """Raise BackendUnavailable from window()."""
+
+    options: MemoryPlatformMetrics.Options  # the base declares a BaseModel; this source is given its own
 
     def __init__(
         self, ctx: AdapterContext, options: MemoryPlatformMetrics.Options, backend: DeployBackend

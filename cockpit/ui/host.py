@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from textual.geometry import Size
+
 from cockpit.engine.session import Session
 from cockpit.ui.config import UIConfig
 from cockpit.ui.intents import Intents
@@ -22,6 +24,9 @@ class CockpitHost(Protocol):
     keymap: dict[str, str]
     intents: Intents
     clock: Callable[[], float]  # unix seconds; tests freeze it
+
+    @property
+    def size(self) -> Size: ...  # the terminal's, for the narrow layout
 
     def cycle_theme(self) -> str: ...
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.keys import format_key
 
 from cockpit.engine.commands import Command, SetWeight, capability
@@ -91,7 +91,7 @@ def missing_capability(action: str, capabilities: frozenset[object]) -> Command 
     return sample if needed is not None and needed not in capabilities else None
 
 
-def bindings() -> list[Binding]:
+def bindings() -> list[BindingType]:
     return [
         Binding(spec.key, spec.action, spec.label, show=spec.footer, id=spec.id, tooltip=spec.help)
         for spec in ACTIONS

@@ -217,10 +217,10 @@ def phase(view: EnvView, now: float) -> Content:
         rest = reason.removeprefix(step_prefix)
         shown_step = view.steps[r.step_index] if 0 <= r.step_index < len(view.steps) else ""
         reason = "" if rest == shown_step else rest
-    reason = Content.styled(reason or " ", DIM if r.phase is Phase.HEALTHY else "")
+    shown = Content.styled(reason or " ", DIM if r.phase is Phase.HEALTHY else "")
     if r.warning:  # what the last status poll saw wrong (a replica down), shown at once
-        return Content("\n").join([head, reason, Content.styled(f"⚠ {r.warning}", "$warn bold")])
-    return Content("\n").join([head, reason])
+        return Content("\n").join([head, shown, Content.styled(f"⚠ {r.warning}", "$warn bold")])
+    return Content("\n").join([head, shown])
 
 
 def check_line(check: CheckView) -> Content:

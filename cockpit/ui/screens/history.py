@@ -17,7 +17,7 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from cockpit.engine.journal import Journal, Record
+from cockpit.engine.store import Record, Store
 
 OUTCOME_STYLE = {
     "ok": "$ok",
@@ -41,7 +41,7 @@ class HistoryScreen(Screen[None]):
         Binding("f5", "reload", "reload", id="history_reload"),
     ]
 
-    def __init__(self, journal: Journal, service: str) -> None:
+    def __init__(self, journal: Store, service: str) -> None:
         super().__init__()
         self.journal = journal
         self.service = service
