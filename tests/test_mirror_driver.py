@@ -26,12 +26,12 @@ from cockpit.adapters.base import (
     Capability,
 )
 from cockpit.adapters.memory_platform import MemoryPlatform
-from cockpit.adapters.rollouts import AnalysisPhase, RolloutPhase
 from cockpit.engine.commands import Abort, Pause, Promote, Resume, Retry, Rollback, SetWeight, StartRollout
 from cockpit.engine.drivers import MirrorDriver
 from cockpit.engine.session import Session
 from cockpit.engine.state import Activity, Cause, Outcome, Phase
 from cockpit.headless import run_rollout
+from cockpit.model import AnalysisPhase, RolloutPhase
 from cockpit.plan import parse_plan
 
 memory_platform.register()

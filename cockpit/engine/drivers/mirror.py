@@ -25,17 +25,8 @@ from dataclasses import dataclass, field, replace
 from cockpit.adapters.base import (
     BackendConfigError,
     BackendError,
-    BackendStatus,
     CommandRefused,
     PlatformRollouts,
-)
-from cockpit.adapters.rollouts import (
-    AnalysisPhase,
-    Operation,
-    PauseReason,
-    PlatformAnalysisRun,
-    PlatformRollout,
-    RolloutPhase,
 )
 from cockpit.engine import commands as cmd
 from cockpit.engine.drivers.base import Decision, Driver, DriverHost
@@ -54,6 +45,15 @@ from cockpit.engine.state import (
     RolloutState,
 )
 from cockpit.engine.views import describe_track
+from cockpit.model import (
+    AnalysisPhase,
+    BackendStatus,
+    Operation,
+    PauseReason,
+    PlatformAnalysisRun,
+    PlatformRollout,
+    RolloutPhase,
+)
 from cockpit.secrets import redact
 
 log = logging.getLogger(__name__)
