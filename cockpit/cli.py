@@ -301,10 +301,10 @@ def status(plan_path: str | None, as_json: bool, of_demo: bool, state_dir: str |
 
 
 async def collect_status(plan: Plan, state_dir: str | None) -> list[dict[str, Any]]:
-    from cockpit.engine.journal import Journal
+    from cockpit.engine.store import open_store
 
-    base = state_base(state_dir)
-    session = make_session(plan, state_dir, journal=Journal(paths.journal_path(base), read_only=True))
+    # The plan chooses the store (as a session does), read-only: status never writes.
+    session = make_session(plan, state_dir, journal=open_store(plan, state_base(state_dir), read_only=True))
     try:
         await session.start(attach=True)
         rows = []
