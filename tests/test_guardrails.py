@@ -157,7 +157,7 @@ async def test_the_session_refuses_a_weight_the_backend_cannot_set(
         assert backend.weight == 20  # never sent
         records = session.journal.records(service=session.plan.service.name)
         assert [(r.action, r.detail) for r in records if r.outcome == "refused"] == [
-            ("set-weight", "the memory backend cannot set a weight")
+            ("set-weight", "set-weight 50% refused by the guardrails: the memory backend cannot set a weight")
         ]
     finally:
         await session.close()

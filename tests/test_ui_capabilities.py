@@ -122,9 +122,12 @@ async def test_a_backend_without_set_weight_greys_the_weight_keys_and_says_why(t
         assert isinstance(app.screen, MainScreen)  # no modal
         assert app.session.view("dev").rollout.weight == 20
         assert app.session.controller("dev").backend.calls.count("set_weight") == weights  # type: ignore[attr-defined]
-        assert not [
+        # Nothing sent; both presses journaled as refusals (tests/test_refusals_journaled.py).
+        weight_records = [
             r for r in app.session.journal.records(service="shop", env="dev") if r.action == "set-weight"
         ]
+        assert [r.outcome for r in weight_records] == ["refused", "refused"]
+        assert all(CANNOT_WEIGH in r.detail for r in weight_records)
 
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")

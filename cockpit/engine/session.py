@@ -10,16 +10,19 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from cockpit import paths
 from cockpit.adapters import registry
-from cockpit.adapters.base import AdapterContext, BackendError, DeployBackend, MetricsSource
+from cockpit.adapters.base import AdapterContext, BackendError, Capability, DeployBackend, MetricsSource
+from cockpit.engine.alerts import Alert, AlertLog
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
-from cockpit.engine.commands import Command
+from cockpit.engine.commands import Command, Rollback, SetWeight, StartRollout
 from cockpit.engine.controller import EnvironmentController, TransitionListener
 from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.logbuffer import LogHub
+from cockpit.engine.state import Activity
 from cockpit.engine.store import Store, open_store
 from cockpit.engine.views import ActionResult, EnvView
 from cockpit.identity import current_user
@@ -29,6 +32,7 @@ from cockpit.secrets import SecretError, resolve
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class StartProblem:
     env: str
@@ -36,6 +40,33 @@ class StartProblem:
 
     def __str__(self) -> str:
         return f"{self.env}: {self.error}"
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A rollout (or an action) under way in one environment: what quitting would cut short."""
+
+    env: str
+    protected: bool
+    phase: str
+    activity: str
+    target_version: str | None
+    stable_version: str
+    weight: int
+    owned: bool  # the cockpit owns the workloads (OWNS_WORKLOADS): they stop when it does
+
+
+def describe(command: Command) -> str:
+    """The command as the journal's refusal records name it, parameters included
+    ("rollout 1.2.0", "set-weight 30%"): the action name alone loses what was asked."""
+    match command:
+        case StartRollout(version=version):
+            return f"{command.action} {version}"
+        case SetWeight(weight=weight):
+            return f"{command.action} {weight}%"
+        case Rollback(revision=int(number)):
+            return f"{command.action} to revision {number}"
+    return command.action
 
 
 class Session:
@@ -57,6 +88,7 @@ class Session:
         self.user = user or current_user()
         self.journal = journal or open_store(plan, self.state_dir)
         self.logs = LogHub([e.name for e in plan.environments], log_capacity)
+        self.alert_log = AlertLog()
         self.controllers: dict[str, EnvironmentController] = {}
         self._change_listeners: list[Callable[[], None]] = []
         for env in plan.environments:
@@ -65,8 +97,12 @@ class Session:
                 plan, env, backend, metrics, self.journal, self.user, on_transition, clock
             )
             controller.add_change_listener(self._changed)
+            # Alerts come from the state every driver sets, seen at every change.
+            controller.add_change_listener(partial(self._observe, env.name))
             self.controllers[env.name] = controller
         self.version = 0  # grows with every change in any environment
+        for name, controller in self.controllers.items():
+            self.alert_log.baseline(name, controller.state)
         self.warnings: list[str] = []  # secret references that could not be resolved at start
         self._secrets_resolved = False
 
@@ -173,6 +209,75 @@ class Session:
         parts = [f"{v.name}: {v.rollout.target_version}" for v in self.views() if v.rollout.in_rollout]
         return ", ".join(parts) or None
 
+    def in_flight(self) -> list[InFlight]:
+        """The environments with a rollout in progress or a backend action under way: what
+        quitting now would cut short (the quit confirmation lists them, the exit summary too)."""
+        found = []
+        for name, controller in self.controllers.items():
+            state = controller.state
+            if not (state.in_rollout or state.activity is not Activity.IDLE):
+                continue
+            found.append(
+                InFlight(
+                    env=name,
+                    protected=controller.env.protected,
+                    phase=state.phase.value,
+                    activity=state.activity.value,
+                    target_version=state.target_version,
+                    stable_version=state.stable_version,
+                    weight=state.weight,
+                    owned=Capability.OWNS_WORKLOADS in controller.backend.capabilities,
+                )
+            )
+        return found
+
+    def owns_workloads(self, env: str) -> bool:
+        """Whether ``env``'s workloads stop when the cockpit does (local) or live on (a platform)."""
+        return Capability.OWNS_WORKLOADS in self.controller(env).backend.capabilities
+
+    def record_quit(self, in_flight: list[InFlight]) -> None:
+        """Journal that a person quit with these rollouts under way (the journal then says why
+        they stopped, or why the platform carried on unwatched)."""
+        for item in in_flight:
+            fate = "its workloads stop with the cockpit" if item.owned else "the platform keeps it as it is"
+            detail = (
+                f"quit during the rollout of {item.target_version} at {item.weight}% ({item.phase},"
+                f" {item.activity}); {fate}"
+            )
+            self.controller(item.env).journal_quietly("quit", "info", detail=detail)
+
+    # ------------------------------------------------------------------ alerts
+
+    def _observe(self, env: str) -> None:
+        """Every change of ``env``: an abort not asked for by a person, or a Degraded state,
+        becomes an alert (the journal already holds the transition itself)."""
+        self.alert_log.observe(env, self.controllers[env].state, self.clock.now())
+
+    def alerts(self) -> list[Alert]:
+        """Alerts not yet acknowledged, newest first."""
+        return self.alert_log.active()
+
+    def acknowledge(self, alert_id: int | None = None) -> Alert | None:
+        """A person saw ``alert_id`` (default: the newest); journaled with who and what."""
+        alert = self.alert_log.acknowledge(alert_id)
+        if alert is not None:
+            self.controller(alert.env).journal_quietly(
+                "acknowledge", "info", detail=f"alert {alert.id}: {alert.what}: {alert.cause}"
+            )
+        return alert
+
+    def _failed_action_alert(self, env: str, command: Command, before: int) -> None:
+        """A command that failed (not refused) is an alert unless the state already raised
+        one since ``before`` (the failure turned the environment Degraded). The journal's
+        newest record of ``env`` tells a failure from a refusal."""
+        if self.alert_log.last_id != before:
+            return
+        newest = self.journal.records(service=self.plan.service.name, env=env, limit=1)
+        if newest and newest[-1].outcome == "failed" and newest[-1].action == command.action:
+            self.alert_log.add(
+                env, f"{describe(command)} failed", newest[-1].detail, self.clock.now(), "failed-action"
+            )
+
     # ------------------------------------------------------------------ commands (UI and CLI alike)
 
     def _refusal(self, controller: EnvironmentController, command: Command, reason: str | None) -> str | None:
@@ -186,20 +291,51 @@ class Session:
             capabilities=backend.capabilities,
         )
 
+    def _refuse(
+        self, controller: EnvironmentController, command: Command, reason: str, why: str, by: str
+    ) -> str:
+        """Journal a refusal (who, env, the command with its parameters, the reason given,
+        why and by which check); returns ``why`` with the journal's failure if it had one."""
+        detail = f"{describe(command)} refused {by}: {why}"
+        unwritten = controller.journal_quietly(command.action, "refused", reason=reason, detail=detail)
+        return why + (f" (and the journal failed: {unwritten})" if unwritten else "")
+
     def needs_reason(self, env: str) -> bool:
         """Commands on ``env`` need a reason (protected, or the plan requires one)."""
         return self.guardrails.needs_reason(self.controller(env).env)
 
     def preview(self, env: str, command: Command) -> str | None:
         """Why ``command`` on ``env`` would be refused right now, or ``None`` (pure; the
-        reason rules wait for the confirmation that asks for one)."""
+        reason rules wait for the confirmation that asks for one). Nothing is journaled:
+        the screen asks this to grey out keys, not because a person asked."""
         controller = self.controller(env)
         return self._refusal(controller, command, None) or controller.preview(command)
+
+    def check(self, env: str, command: Command, reason: str = "") -> str | None:
+        """A person asked for ``command`` on ``env``: why it is refused now (journaled as a
+        refusal, like one from :meth:`submit`), or ``None`` if it may go on to be confirmed."""
+        why = self.preview(env, command)
+        if why:
+            self._refuse(
+                self.controller(env), command, reason, why, "before it was sent (the screen's check)"
+            )
+        return why
 
     async def submit(self, env: str, command: Command, reason: str = "") -> ActionResult:
         """Run ``command`` on ``env``: the guardrails first, then the environment's driver."""
         controller = self.controller(env)
         problem = self._refusal(controller, command, reason)
         if problem:
-            return controller.refuse(command.action, reason, problem)
-        return await controller.submit(command, reason)
+            return ActionResult(
+                False, self._refuse(controller, command, reason, problem, "by the guardrails")
+            )
+        # The driver's rules, asked here first (pure) so the record names the command with its
+        # parameters; the driver decides again under the lock, and journals a late refusal itself.
+        problem = controller.preview(command)
+        if problem:
+            return ActionResult(False, self._refuse(controller, command, reason, problem, "in its state"))
+        before = self.alert_log.last_id
+        result = await controller.submit(command, reason)
+        if not result.ok:
+            self._failed_action_alert(env, command, before)
+        return result

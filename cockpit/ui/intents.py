@@ -4,9 +4,10 @@ Every action key ends here. The flow is the same for all of them:
 
 1. *request* - a screen posts :class:`RequestAction`; it bubbles to the app, which
    owns the modal stack and the workers.
-2. *preflight* - ask the engine's pure rules whether the action would be refused
-   right now, so nobody types "production" and a reason only to be told "nothing is
-   paused". The engine stays the authority: it decides again when asked for real.
+2. *preflight* - ask the engine's rules whether the action would be refused right
+   now, so nobody types "production" and a reason only to be told "nothing is
+   paused". A refusal here is journaled by the session like any other. The engine
+   stays the authority: it decides again when asked for real.
 3. *confirm* - protected environments (or a plan requiring reasons) open the typed
    confirmation; Escape cancels with no effect.
 4. *run* - :meth:`Intents.execute` awaits the session in an async worker on the app's
@@ -74,15 +75,26 @@ class ActionDone(Message):
 
 
 def preflight(session: Session, intent: Intent) -> str | None:
-    """Why the engine would refuse ``intent`` now, or ``None`` if it might accept it.
+    """Why the engine refuses ``intent`` now, or ``None`` if it might accept it.
 
-    The engine's pure preview (no I/O, no state change); the engine decides again when
-    asked for real. An unexpected error means "ask the engine", never a false refusal.
+    A person asked (a key, the palette): a refusal is journaled by the session like one
+    from the engine itself, so the journal holds every "no", not only those that got as
+    far as a backend. The engine decides again when asked for real. An unexpected error
+    means "ask the engine", never a false refusal.
     """
     try:
-        return session.preview(intent.env, intent.command)
+        return session.check(intent.env, intent.command)
     except Exception:  # the real call will say what is wrong
         log.debug("preflight of %s failed", intent, exc_info=True)
+    return None
+
+
+def would_refuse(session: Session, intent: Intent) -> str | None:
+    """:func:`preflight` without the record: for greying out keys nobody pressed yet."""
+    try:
+        return session.preview(intent.env, intent.command)
+    except Exception:
+        log.debug("preview of %s failed", intent, exc_info=True)
     return None
 
 

@@ -47,7 +47,7 @@ from cockpit.engine.commands import (
 from cockpit.engine.views import EnvView
 from cockpit.ui import keys, render
 from cockpit.ui.host import CockpitHost
-from cockpit.ui.intents import Intent, RequestAction, preflight
+from cockpit.ui.intents import Intent, RequestAction, preflight, would_refuse
 from cockpit.ui.widgets.env_column import EnvColumn
 from cockpit.ui.widgets.header import CockpitHeader
 from cockpit.ui.widgets.log_pane import LogPane
@@ -277,23 +277,25 @@ class MainScreen(Screen[None]):
 
     # ------------------------------------------------------------------ capabilities
 
-    def unavailable(self, action: str) -> str | None:
+    def unavailable(self, action: str, pressed: bool = False) -> str | None:
         """Why ``action`` (a method name, "weight") cannot run on the current environment's
-        backend at all, or ``None``. The words are the engine's guardrail refusal."""
+        backend at all, or ``None``. The words are the engine's guardrail refusal; journaled
+        as a refusal only when a person ``pressed`` the key."""
         if action not in keys.SENDS or not self.current:
             return None
         view = self.view()
         sample = keys.missing_capability(action, view.capabilities)
         if sample is None:
             return None
-        return preflight(self.cockpit.session, Intent(view.name, sample, action)) or "not supported here"
+        check = preflight if pressed else would_refuse
+        return check(self.cockpit.session, Intent(view.name, sample, action)) or "not supported here"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # None, not False: the key stays listed, greyed out, so people see it exists.
         return None if self.unavailable(action) else True
 
     def explain_unavailable(self, action: str) -> None:
-        why = self.unavailable(action)
+        why = self.unavailable(action, pressed=True)
         if why:
             self.notify(why, title=f"{self.current}: unavailable", severity="warning")
 
