@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, TabbedContent
 
@@ -526,7 +527,7 @@ async def test_command_palette_runs_actions(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: started(app), what="session start")
         await pilot.press("ctrl+p")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "CommandPalette", what="palette")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
         await pilot.press(*"Promote past")
         await pilot.pause(0.3)
         await pilot.press("enter")
@@ -543,7 +544,9 @@ async def test_quit_with_a_hung_backend_leaves_on_second_q(tmp_path: Path) -> No
         dev.hang("deploy_canary")
         await pilot.press("s", "enter")  # 1.2.0 on dev: its deploy never returns
         await wait_for(pilot, lambda: "deploy_canary" in dev.calls, what="deploy under way")
-        await pilot.press("q")  # closing waits for the hung deploy (the environment's lock)...
+        await pilot.press("q")  # a rollout starting: asks first (tests/test_ui_quit.py)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "QuitScreen", what="quit confirmation")
+        await pilot.press("y")  # closing waits for the hung deploy (the environment's lock)...
         await pilot.pause(0.3)
         assert app.is_running and not app.session_closed
         await pilot.press("q")  # ...a second q leaves at once

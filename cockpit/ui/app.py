@@ -28,14 +28,21 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from cockpit.engine.commands import StartRollout
-from cockpit.engine.session import Session
+from cockpit.engine.session import InFlight, Session
 from cockpit.ui.config import UIConfig, load_config
 from cockpit.ui.intents import ActionDone, ActionStarted, Intent, Intents, RequestAction, preflight
 from cockpit.ui.keys import ACTIONS, display_keys
 from cockpit.ui.screens.main import MainScreen
+from cockpit.ui.screens.palette import CockpitPalette
 from cockpit.ui.themes import DEFAULT_THEME, THEME_VARIABLES, load_themes
+from cockpit.ui.widgets.header import CockpitHeader
 
 log = logging.getLogger(__name__)
+
+# The main screen's actions that act on the focused environment: the palette names it.
+ENV_ACTIONS = frozenset(
+    {"start", "weight", "promote", "pause", "promote_full", "abort", "retry", "rollback", "migrations"}
+)
 
 CLOSE_TIMEOUT = 30.0  # seconds to wait for the environments to stop before leaving anyway
 
@@ -91,6 +98,11 @@ class CockpitApp(App[None]):
         self.session_started = False
         self.session_closed = False
         self._quitting = False
+        self._quit_asked = False  # the quit confirmation is on screen
+        self._quit_in_flight: list[InFlight] = []  # what was under way when the person quit
+        self.exit_summary: list[str] = []  # printed on the terminal once the app has left (run_app)
+        self.bells_rung = 0  # alerts that rang the bell ([ui] bell = true)
+        self._alerts_seen = 0  # the newest alert id already announced
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -138,16 +150,69 @@ class CockpitApp(App[None]):
             # rules (protected environments need a reason) still apply.
             self._run(Intent(env, StartRollout(version), f"start a rollout of {version}"), reason)
 
+    # ------------------------------------------------------------------ quitting (screens/quit.py)
+
+    def in_flight(self) -> list[InFlight]:
+        """What quitting would cut short: rollouts under way, and environments where an
+        action was sent and has not answered yet (a deploy that hangs is in flight too)."""
+        found = {item.env: item for item in self.session.in_flight()}
+        for env in self.intents.pending:
+            if env not in found:
+                view = self.session.view(env)
+                r = view.rollout
+                found[env] = InFlight(
+                    env,
+                    view.protected,
+                    r.phase.value,
+                    r.activity.value,
+                    r.target_version,
+                    r.stable_version,
+                    r.weight,
+                    self.session.owns_workloads(env),
+                )
+        order = list(self.session.controllers)
+        return sorted(found.values(), key=lambda item: order.index(item.env))
+
     async def action_quit(self) -> None:
+        """``q``, ctrl+q and the palette's Quit all end here."""
         if self._quitting:  # a second q while stopping: leave now
+            self._finish_summary(closed=False)
             self.exit()
             return
+        if self._quit_asked:  # the confirmation is already asking
+            return
+        in_flight = self.in_flight()
+        if not in_flight:
+            self._begin_quit([])
+            return
+        from cockpit.ui.screens.quit import QuitScreen
+
+        def answered(quit_now: bool | None) -> None:
+            self._quit_asked = False
+            if quit_now:
+                # What is in flight *now*: it may have moved while the question was open.
+                self._begin_quit(self.in_flight())
+
+        self._quit_asked = True
+        self.push_screen(QuitScreen(in_flight, dict(self.intents.pending)), answered)
+
+    def _begin_quit(self, in_flight: list[InFlight]) -> None:
         self._quitting = True
+        self._quit_in_flight = in_flight
+        self.session.record_quit(in_flight)
+        self._finish_summary(closed=False)  # in case the loop dies before closing ends
         self.notify(
             "stopping the environments… (q again to leave at once)", title="quit", timeout=CLOSE_TIMEOUT
         )
         # A worker, so keys (a second q) are still read while backends stop.
         self.run_worker(self._close_and_exit(), name="session-close", exit_on_error=False)
+
+    def _finish_summary(self, closed: bool) -> None:
+        from cockpit.ui.screens.quit import exit_summary
+
+        envs = list(self.session.controllers)
+        owned = {env: self.session.owns_workloads(env) for env in envs}
+        self.exit_summary = exit_summary(self._quit_in_flight, envs, owned, closed, self.clock())
 
     async def _close_and_exit(self) -> None:
         try:
@@ -157,7 +222,39 @@ class CockpitApp(App[None]):
             log.error("environments did not stop within %.0fs", CLOSE_TIMEOUT)
         except Exception:  # leaving must always work
             log.exception("closing the session failed")
+        self._finish_summary(closed=self.session_closed)
         self.exit()
+
+    # ------------------------------------------------------------------ alerts (widgets/alerts.py)
+
+    def on_cockpit_header_alerts_changed(self, message: CockpitHeader.AlertsChanged) -> None:
+        newest = max((a.id for a in message.alerts), default=0)
+        if newest > self._alerts_seen:
+            self._alerts_seen = newest
+            if self.config.ui.bell:
+                self.bells_rung += 1
+                self.bell()
+        self.refresh_bindings()  # the acknowledge key shows only while there is an alert
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "acknowledge_alert":
+            return bool(self.session.alerts())  # False hides it from the footer when idle
+        return True
+
+    def action_acknowledge_alert(self) -> None:
+        alert = self.session.acknowledge()
+        if alert is None:
+            self.notify("no alert to acknowledge", timeout=2)
+            return
+        left = len(self.session.alerts())
+        self.notify(
+            f"{alert.env}: {alert.what}" + (f" ({left} more)" if left else ""),
+            title="alert acknowledged",
+            timeout=3,
+        )
+        main = self.main_screen
+        if main is not None:
+            main.tick()  # the banner shows the next one at once
 
     def notify(
         self,
@@ -173,6 +270,11 @@ class CockpitApp(App[None]):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     # ------------------------------------------------------------------ intents (cockpit/ui/intents.py)
+
+    def action_command_palette(self) -> None:
+        # Ours: Enter acts on the current query's result, never on an older list (palette.py).
+        if self.use_command_palette and not isinstance(self.screen, CockpitPalette):
+            self.push_screen(CockpitPalette(id="--command-palette"))
 
     def on_request_action(self, message: RequestAction) -> None:
         intent = message.intent
@@ -240,14 +342,23 @@ class CockpitApp(App[None]):
         return self.theme
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """The palette lists the cockpit's actions only, each with its key and, for a
+        release action, the environment it acts on. Textual's own entries are left out:
+        "Theme" offers Textual's themes, which lack the cockpit's variables (stable,
+        canary, ok/fail, phases) so columns would lose their meaning (``t`` cycles the
+        cockpit's); "Quit" said "as soon as possible" (ours is the quit key's path, with
+        its confirmation); "Keys" duplicates ``?`` with Textual's internal bindings;
+        "Maximize" has nothing to maximize (nothing takes focus here); "Screenshot"
+        writes where the cockpit was started from, or fails there (scripts/screenshots.py
+        makes the real ones)."""
         main = self.main_screen
         if main is None:
             return
         for spec in ACTIONS:
-            if spec.id == "quit":
-                continue  # Textual's own Quit command runs action_quit
             keys = display_keys(spec, self.keymap)
+            target = f" · on {main.current}" if spec.method in ENV_ACTIONS and main.current else ""
+            if spec.method in ENV_ACTIONS and main.current and self.session.view(main.current).protected:
+                target += " (protected)"
             why = main.unavailable(spec.method)
             if why:  # listed, so it can be found, with the reason it cannot run here
                 yield SystemCommand(
@@ -256,8 +367,10 @@ class CockpitApp(App[None]):
                     partial(main.explain_unavailable, spec.method),
                 )
                 continue
+            # Through the screen's action, as the key does: release actions post
+            # RequestAction and meet the same checks and confirmation as their keys.
             yield SystemCommand(
-                spec.help, f"{spec.label} · key {keys}", partial(main.run_action, spec.action)
+                spec.help, f"{spec.label} · key {keys}{target}", partial(main.run_action, spec.action)
             )
 
 
@@ -279,4 +392,8 @@ def run_app(
             # Owned workloads die with this process (PR_SET_PDEATHSIG).
             with contextlib.suppress(Exception):  # nothing more can be done on the way out
                 session.journal.close()
+        # The screen is gone: say on the terminal what was in flight and what became of it.
+        with contextlib.suppress(OSError):  # a closed stdout must not turn the exit into a crash
+            for line in app.exit_summary:
+                print(line)
     return app.return_code or 0

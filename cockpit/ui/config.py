@@ -17,10 +17,20 @@ from cockpit.identity import UserSettings
 from cockpit.paths import config_dir, config_path, read_config
 from cockpit.ui.keys import keymap_problems
 
-__all__ = ["LOG_MODES", "LogMode", "UIConfig", "config_dir", "config_path", "load_config"]
+__all__ = ["LOG_MODES", "LogMode", "UIConfig", "UISettings", "config_dir", "config_path", "load_config"]
 
 LogMode = Literal["focused", "merged", "split", "hidden"]
 LOG_MODES: tuple[LogMode, ...] = ("focused", "merged", "split", "hidden")
+
+
+class UISettings(BaseModel):
+    """The ``[ui]`` table: how the screen gets a person's attention."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    bell: bool = False
+    """Ring the terminal bell when an alert is raised (an abort by analysis, a Degraded
+    environment, a failed action). Off by default: a bell in a shared tmux is loud."""
 
 
 class UIConfig(BaseModel):
@@ -40,6 +50,8 @@ class UIConfig(BaseModel):
     """Height of each sparkline; taller costs more to draw at every refresh."""
     min_column_width: int = Field(default=40, ge=20, le=120)
     """Below this many columns per environment the screen shows tabs instead."""
+    ui: UISettings = Field(default_factory=UISettings)
+    """Attention: ``[ui] bell = true`` rings the terminal bell at every new alert."""
     user: UserSettings = Field(default_factory=UserSettings)
     """Who you are in the journal (read by :mod:`cockpit.identity`; validated here too so a
     mistake in it is reported on screen like any other)."""

@@ -66,6 +66,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("history", "h", "history", "history", "The journal: who did what, when and why"),
     ActionSpec("logs", "l", "logs", "logs", "Log pane: focused env / merged / split / hidden"),
     ActionSpec("filter", "slash", "filter", "filter", "Filter the log pane (text, or /regex/)"),
+    ActionSpec(
+        "acknowledge",
+        "exclamation_mark",
+        "app.acknowledge_alert",
+        "ack alert",
+        "Acknowledge the newest alert (an abort by analysis, a Degraded environment, a failed action)",
+    ),
     ActionSpec("theme", "t", "theme", "theme", "Next theme"),
     ActionSpec("help", "question_mark", "help", "help", "Keys and what they do"),
     ActionSpec("quit", "q", "quit", "quit", "Quit (stops the environments the cockpit owns)"),
