@@ -26,11 +26,11 @@ from cockpit.engine.session import InFlight
 
 
 def describe(item: InFlight, pending: str | None = None) -> str:
-    """One line: "production (protected): 1.1.0 at 20% canary, Paused (pausing)"."""
+    """One line: "production (protected): 1.1.0 at 20% canary, Progressing (shifting traffic)"."""
     name = f"{item.env} (protected)" if item.protected else item.env
     version = item.target_version or "?"
     line = f"{name}: {version} at {item.weight}% canary, {item.phase}"
-    if item.activity != "idle":
+    if item.activity not in ("idle", "pausing"):  # "Paused (pausing)" would say it twice
         line += f" ({item.activity})"
     if pending:
         line += f"; under way: {pending}"
@@ -83,7 +83,7 @@ class QuitScreen(ModalScreen[bool]):
                     Content.assemble(
                         ("⚠ " if item.protected else "• ", style),
                         (describe(item, self.pending.get(item.env)), style),
-                        ("\n  " + fate(item), "$foreground 80%"),
+                        ("\n→ " + fate(item), "$foreground 80%"),
                     ),
                     classes="in-flight",
                 )
