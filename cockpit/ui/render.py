@@ -187,7 +187,7 @@ def latest(windows: Sequence[MetricsWindow], key: str, canary: bool) -> float | 
 def track_line(
     label: str, style: str, version: str | None, status: TrackStatus | None, note: str = ""
 ) -> Content:
-    parts: list[str | tuple[str, str]] = [(f"{label:<7}", f"{style} bold")]
+    parts: list[str | tuple[str, str]] = [(label.ljust(max(7, len(label) + 1)), f"{style} bold")]
     if version is None:
         parts.append(("—", DIM))
         if note:

@@ -232,9 +232,7 @@ class EnvColumn(VerticalScroll, can_focus=False):
         if panel.display != (self.fit.chart_rows > 0):
             panel.display = self.fit.chart_rows > 0
 
-    def _fit(
-        self, view: EnvView, now: float, trouble: Content | None, busy: str | None, width: int
-    ) -> Fit:
+    def _fit(self, view: EnvView, now: float, trouble: Content | None, busy: str | None, width: int) -> Fit:
         """Share the card's height: the essentials first, then the timeline, a chart row
         each, the recent measurements, the timeline in full, the URLs, taller charts."""
         height = self.size.height

@@ -65,7 +65,12 @@ class KeyFooter(Footer):
                 continue
             used += needed
             key = FooterKey(
-                binding.key, display, binding.description, binding.action, disabled=not enabled, tooltip=tooltip
+                binding.key,
+                display,
+                binding.description,
+                binding.action,
+                disabled=not enabled,
+                tooltip=tooltip,
             )
             keys.append(key.data_bind(compact=Footer.compact))
         self.hidden_keys = hidden
