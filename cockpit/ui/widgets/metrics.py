@@ -110,10 +110,11 @@ def panel_lines(
         lines.append(title.truncate(width, ellipsis=True))
         breached = limit.breached if limit else (lambda _v: False)
         charts = []
-        for values, style in ((stable, styles[0]), (canary, styles[1])):
+        for values, style, name in ((stable, styles[0], names[0]), (canary, styles[1], names[1])):
             if not any(v is not None for v in values):
+                # Not a flat line: nothing was measured (no canary deployed, or no request).
                 blank = [Content(" " * chart_w)] * rows
-                blank[-1] = Content.styled("no data yet".ljust(chart_w)[:chart_w], render.DIM)
+                blank[-1] = Content.styled(f"no {name} traffic".ljust(chart_w)[:chart_w], render.DIM)
                 charts.append(blank)
                 continue
             charts.append(
