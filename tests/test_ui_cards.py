@@ -19,7 +19,7 @@ from cockpit.ui.app import CockpitApp
 from cockpit.ui.widgets.chart import BLOCKS, LIMIT_GLYPH, chart_lines, scale_top
 from cockpit.ui.widgets.env_column import EnvColumn
 from cockpit.ui.widgets.key_footer import KeyFooter
-from cockpit.ui.widgets.metrics import panel_lines
+from cockpit.ui.widgets.metrics import COMPACT, panel_lines
 from cockpit.ui.widgets.timeline import timeline_lines
 from tests.ui_fixtures import PLAN_TAIL, make_app, make_session, plan_text, started, wait_for
 
@@ -107,6 +107,15 @@ def test_the_panel_puts_stable_and_canary_side_by_side_on_one_scale() -> None:
     chart = lines[lines.index(title) + 1 : lines.index(title) + 3]
     assert chart[0].lstrip().startswith("500ms")  # the scale's top is written, and it starts at 0
     assert chart[1].lstrip().startswith("0")
+
+
+def test_a_short_card_gets_one_line_per_metric() -> None:
+    sample = TrackMetrics(requests=10, request_rate=40.0, error_rate=0.002, p95_ms=80.0, p99_ms=90.0)
+    windows = [MetricsWindow(ts=float(i), seconds=1.0, stable=sample) for i in range(30)]
+    lines = [line.plain for line in panel_lines(windows, {"p99": render.Limit("<=", 250.0)}, 76, COMPACT)]
+    assert len(lines) == 3 and all(len(line) <= 76 for line in lines)
+    assert lines[2].startswith("p99") and "90ms" in lines[2] and lines[2].endswith("≤250ms")
+    assert "—" in lines[2]  # no canary: no value, and no chart pretending to be one
 
 
 # --------------------------------------------------------------------------- the timeline and the words

@@ -27,7 +27,7 @@ from cockpit.engine.state import Phase
 from cockpit.engine.views import EnvView
 from cockpit.model import MetricsWindow
 from cockpit.ui import render
-from cockpit.ui.widgets.metrics import MetricsPanel
+from cockpit.ui.widgets.metrics import COMPACT, MetricsPanel
 from cockpit.ui.widgets.timeline import timeline_lines
 from cockpit.ui.widgets.weight_bar import WeightBar
 
@@ -39,7 +39,7 @@ class Fit:
     """What the card shows at its current size (see :meth:`EnvColumn._fit`)."""
 
     timeline: int = 0  # lines of the step timeline
-    chart_rows: int = 0  # height of each chart, 0: no charts
+    chart_rows: int = 0  # height of each chart; 0: no charts, COMPACT: one line per metric
     recent: bool = False  # a line of recent measurements under each check
     details: bool = False  # migrations and URLs
 
@@ -126,7 +126,7 @@ class EnvColumn(VerticalScroll, can_focus=False):
 
     async def _mount_metrics(self) -> None:
         panel = MetricsPanel(self.limits, self.fit.chart_rows, id="metrics")
-        panel.display = self.fit.chart_rows > 0
+        panel.display = self.fit.chart_rows != 0
         await self.mount(panel, after="#timeline")
         self._configure_panel(panel)
         if self._last_metrics is not None:
@@ -229,8 +229,8 @@ class EnvColumn(VerticalScroll, can_focus=False):
         else:
             names, styles = ("stable", "canary"), ("$stable", "$canary")
         panel.configure(self.fit.chart_rows, names, styles)
-        if panel.display != (self.fit.chart_rows > 0):
-            panel.display = self.fit.chart_rows > 0
+        if panel.display != (self.fit.chart_rows != 0):
+            panel.display = self.fit.chart_rows != 0
 
     def _fit(self, view: EnvView, now: float, trouble: Content | None, busy: str | None, width: int) -> Fit:
         """Share the card's height: the essentials first, then the timeline, a chart row
@@ -254,6 +254,9 @@ class EnvColumn(VerticalScroll, can_focus=False):
         rows = 0
         if room >= MetricsPanel.height_for(1):
             rows, room = 1, room - MetricsPanel.height_for(1)
+        elif room >= MetricsPanel.height_for(COMPACT):
+            # No room for titled charts: one line per metric beats none at all.
+            rows, room = COMPACT, room - MetricsPanel.height_for(COMPACT)
         recent = False
         if checks and room >= checks:
             recent, room = True, room - checks
@@ -265,7 +268,7 @@ class EnvColumn(VerticalScroll, can_focus=False):
         need = line_count(render.details(view), width)
         if room >= need:
             details, room = True, room - need
-        if rows:
+        if rows > 0:
             per_row = len(render.METRICS)
             grow = min(MAX_CHART_ROWS - rows, room // per_row)
             rows += grow

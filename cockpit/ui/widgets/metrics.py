@@ -23,6 +23,7 @@ from cockpit.ui import render
 from cockpit.ui.widgets.chart import chart_lines, scale_top
 
 AXIS = 7  # the label / scale column
+COMPACT = -1  # rows: one line per metric, values beside one-row charts (a short terminal)
 GAP = 2  # between the stable and the canary chart
 
 
@@ -42,7 +43,9 @@ class MetricsPanel(Widget):
 
     @staticmethod
     def height_for(rows: int) -> int:
-        """Lines the panel takes with charts ``rows`` tall."""
+        """Lines the panel takes with charts ``rows`` tall; ``COMPACT``: one line per metric."""
+        if rows == COMPACT:
+            return len(render.METRICS)
         return len(render.METRICS) * (1 + rows) if rows > 0 else 0
 
     def configure(self, rows: int, names: tuple[str, str], styles: tuple[str, str]) -> None:
@@ -75,7 +78,10 @@ def panel_lines(
     names: tuple[str, str] = ("stable", "canary"),
     styles: tuple[str, str] = ("$stable", "$canary"),
 ) -> list[Content]:
-    """The panel as lines (pure, for tests): a title line and ``rows`` chart lines per metric."""
+    """The panel as lines (pure, for tests): a title line and ``rows`` chart lines per
+    metric, or one line per metric when ``rows`` is ``COMPACT``."""
+    if rows == COMPACT:
+        return compact_lines(windows, limits, width, styles)
     if rows <= 0:
         return []
     chart_w = max(4, (width - AXIS - GAP) // 2)
@@ -135,4 +141,47 @@ def panel_lines(
                     (f"{axis:>{AXIS - 1}} ", render.DIM), charts[0][row], " " * GAP, charts[1][row]
                 )
             )
+    return lines
+
+
+def compact_lines(
+    windows: Sequence[MetricsWindow],
+    limits: dict[str, render.Limit],
+    width: int,
+    styles: tuple[str, str] = ("$stable", "$canary"),
+) -> list[Content]:
+    """One line per metric: ``p99   90ms ▁▁▁▁▁▁  420ms ▁▁▁▆▇█  ≤250ms`` - stable then
+    canary in their colours, each beside a one-row chart on the shared zero-based scale."""
+    value_w, limit_w = 7, 8
+    chart_w = max(3, (width - AXIS - 2 * (value_w + 1) - 1 - limit_w) // 2)
+    lines: list[Content] = []
+    for key, label, unit in render.METRICS:
+        limit = limits.get(key)
+        series = [render.series_with_gaps(windows, key, canary, chart_w) for canary in (False, True)]
+        top = scale_top(series, limit.value if limit else None)
+        breached = limit.breached if limit else (lambda _v: False)
+        parts: list[str | tuple[str, str] | Content] = [(f"{label:<{AXIS}}", "bold")]
+        for i, values in enumerate(series):
+            value = render.latest(windows, key, i == 1)
+            breach = bool(limit and limit.breached(value))
+            shown = "—" if value is None else render.fmt_value(value, unit).replace("/s", "")
+            parts.append((f"{shown:>{value_w}} ", "$fail bold reverse" if breach else f"{styles[i]} bold"))
+            if any(v is not None for v in values):
+                parts.append(
+                    chart_lines(
+                        values,
+                        chart_w,
+                        1,
+                        top,
+                        limit=limit.value if limit else None,
+                        breached=lambda v, b=breached: b(v),  # type: ignore[misc]
+                        style=styles[i],
+                    )[0]
+                )
+            else:
+                parts.append((" " * chart_w, ""))
+            parts.append(" " if i == 0 else "")
+        if limit:
+            parts.append((f" {limit.text(unit)}", render.DIM))
+        lines.append(Content.assemble(*parts).truncate(width))
     return lines
