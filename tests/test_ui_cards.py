@@ -195,7 +195,12 @@ async def test_at_80x24_tabs_carry_the_phase_and_the_card_shows_the_analysis(tmp
         assert column.virtual_size.height <= column.size.height, (column.virtual_size, column.size)
         analysis = str(column.query_one("#analysis").render())
         assert "✗ success-rate" in analysis and "✗ latency-p99" in analysis
-        assert "Aborted" in str(column.query_one("#phase").render())
+        phase = str(column.query_one("#phase").render())
+        assert (
+            "Aborted" in phase
+            and "analysis failed (✗ below); traffic on stable 1.0.0, canary removed" in phase
+        )
+        assert "420ms" not in phase, "the failed values are said once, by the analysis lines"
 
 
 @pytest.mark.asyncio

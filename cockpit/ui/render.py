@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from textual.content import Content
 
-from cockpit.engine.state import Activity, CheckView, Outcome, Phase
+from cockpit.engine.state import Activity, Cause, CheckView, Outcome, Phase
 from cockpit.engine.views import EnvView
 from cockpit.model import MetricsWindow, TrackMetrics, TrackStatus
 from cockpit.plan.models import Plan
@@ -265,6 +265,17 @@ def phase(view: EnvView, now: float) -> Content:
         # "paused until promoted" / "pause 5s" is what the head line says already.
         said = rest == shown_step or (rest == "paused until promoted" and shown_step == "pause")
         reason = "" if said else rest
+    failed = r.analysis is not None and r.analysis.outcome is Outcome.FAILED and r.analysis.checks
+    if r.phase is Phase.ABORTED and r.cause is Cause.ANALYSIS_FAILED and failed:
+        # The engine's reason repeats every failed value, which the analysis lines below
+        # show next to their limits; on a short screen that pushed them out of sight.
+        track = "preview" if view.blue_green else "canary"
+        where = (
+            f"traffic on stable {r.stable_version}, {track} removed"
+            if r.canary_version is None
+            else "sending traffic back to stable…"
+        )
+        reason = f"analysis failed (✗ below); {where}"
     lines = [head]
     if reason:  # nothing more to say is said with no line at all: cards are short at 80x24
         lines.append(Content.styled(reason, DIM if r.phase is Phase.HEALTHY else ""))
