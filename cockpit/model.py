@@ -56,6 +56,9 @@ class BackendStatus:
     weight: int  # percent of traffic on the canary, 0..100
     url: str | None = None  # where users reach the service (router / ingress)
     detail: str = ""
+    # Where the canary track answers directly, bypassing the weights: a blue-green
+    # preview is checked there (and analysed on the traffic sent to it) before the switch.
+    preview_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

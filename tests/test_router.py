@@ -55,6 +55,22 @@ async def test_weight_extremes(pair) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_request_can_name_its_track_so_a_preview_at_weight_0_gets_test_traffic(pair) -> None:
+    """Blue-green: the preview (canary track) takes no user traffic at weight 0, yet a
+    request that asks for it by header reaches it; naming an empty track falls back."""
+    router, (a, b) = pair
+    await router.table([a], [b], 0)
+    async with aiohttp.ClientSession() as s:
+        for asked, version in (("canary", "1.1.0"), ("Canary", "1.1.0"), ("stable", "1.0.0")):
+            async with s.get(router.url + "/", headers={TRACK_HEADER: asked}) as r:
+                assert (await r.json())["version"] == version and r.headers[TRACK_HEADER] == asked.lower()
+        await router.table([a], [], 0)
+        async with s.get(router.url + "/", headers={TRACK_HEADER: "canary"}) as r:
+            assert (await r.json())["version"] == "1.0.0" and r.headers[TRACK_HEADER] == "stable"
+    assert await hit(router.url + "/", 50) == {"1.0.0": 50}  # without the header: the weight
+
+
+@pytest.mark.asyncio
 async def test_atomic_table_swap_under_load(pair) -> None:
     """Swap the whole table back and forth while requests flow: none fails, and once
     a swap has returned every new request follows the new table."""

@@ -114,7 +114,7 @@ async def test_start_pick_version_then_weight_promote_and_full_promote(tmp_path:
         analysis = app.session.view("dev").rollout.analysis
         assert analysis is not None and analysis.outcome.value == "Successful"
         text = str(column.query_one("#analysis").render())
-        assert "success-rate" in text and "≥95%" in text and "stable 99.8%" in text
+        assert "success-rate" in text and "(needs ≥ 95%)" in text and "stable 99.8%" in text
 
         await pilot.press("P")
         await wait_for(pilot, lambda: phase(app, "dev") is Phase.HEALTHY, what="healthy after full promote")

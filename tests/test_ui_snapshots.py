@@ -47,15 +47,25 @@ def app_for(tmp_path: Path, text: str | None = None, theme: str | None = None) -
     return make_app(make_session(tmp_path, text), clock=lambda: FIXED_NOW, theme=theme)
 
 
+# The charts draw one column per metrics window (no stretching), so a snapshot waits
+# until the last windows - more than the widest chart shows - measure the same: then
+# the picture no longer depends on how many windows a loaded machine managed so far.
+STEADY_WINDOWS = 40
+
+
 def settled(app: CockpitApp, canary_envs: tuple[str, ...] = ()) -> Callable[[], bool]:
-    """Every connected environment has a few metric windows (and canaries some data):
-    constant values then draw the same sparkline whatever the exact count."""
+    """Every connected environment's last STEADY_WINDOWS metric windows are the same
+    (the memory metrics are constant under the frozen clock once the weight stays put),
+    and canaries have data."""
 
     def check() -> bool:
         for view in app.session.views():
-            if view.backend_error is None and len(view.metrics) < 3:
+            if view.backend_error is not None:
+                continue
+            last = [(w.seconds, w.stable, w.canary) for w in list(view.metrics)[-STEADY_WINDOWS:]]
+            if len(last) < STEADY_WINDOWS or len(set(last)) != 1:
                 return False
-            if view.name in canary_envs and sum(1 for w in view.metrics if w.canary.has_data) < 3:
+            if view.name in canary_envs and not view.metrics[-1].canary.has_data:
                 return False
         return True
 
@@ -82,7 +92,7 @@ async def finish(pilot: Pilot) -> None:
 
 async def started(pilot: Pilot) -> None:
     app: CockpitApp = pilot.app  # type: ignore[assignment]
-    await wait_for(pilot, lambda: app.session_started and settled(app)(), what="environments up")
+    await wait_for(pilot, lambda: app.session_started and settled(app)(), timeout=20, what="environments up")
 
 
 async def rollout(pilot: Pilot, version: str, promote: bool = True) -> None:
@@ -110,7 +120,7 @@ async def rollout(pilot: Pilot, version: str, promote: bool = True) -> None:
                 lambda: dev().canary_version is None and dev().activity.value == "idle",
                 what="abort done",
             )
-    await wait_for(pilot, settled(app, ("dev",) if dev().canary_version else ()), what="metrics")
+    await wait_for(pilot, settled(app, ("dev",) if dev().canary_version else ()), timeout=20, what="metrics")
 
 
 def shot(snap_compare: Callable[..., bool], app: CockpitApp, *steps: Step) -> bool:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cockpit.adapters.base import LogSink
 from cockpit.adapters.supervise import procs
@@ -32,13 +32,22 @@ class TrafficSettings:
 
     rps: float  # requests per second
     paths: tuple[str, ...]  # requested in turn
+    # Share of requests (0..1) that ask the router for the canary track by header. In a
+    # blue-green rollout the preview stands at weight 0: these are its testers, and the
+    # analysis before the switch measures them (no other request reaches the preview).
+    preview_share: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.preview_share <= 0.5:
+            raise ValueError(f"preview_share must be from 0 to 0.5, found {self.preview_share!r}")
         if not 0 < self.rps <= 10_000:
             raise ValueError(f"rps must be above 0 and at most 10000, found {self.rps!r}")
         if not self.paths or any(not p.startswith("/") or "," in p for p in self.paths):
             raise ValueError(f"paths must start with '/' and hold no ',', found {self.paths!r}")
 
+
+# Share of the simulated users that test a blue-green preview (see TrafficSettings).
+PREVIEW_SHARE = 0.1
 
 # The demo plan's three environments. Only production sends /api/checkout: 1.2.0's
 # regression lives there, so staging looks fine and production's analysis catches it.
@@ -50,10 +59,20 @@ DEMO_TRAFFIC: Mapping[str, TrafficSettings] = {
 
 
 def traffic_argv(target: str, settings: TrafficSettings) -> list[str]:
-    return [
+    argv = [
         procs.python(), "-m", "cockpit.demo.traffic", "--target", target,
         "--rps", f"{settings.rps:g}", "--paths", ",".join(settings.paths),
     ]  # fmt: skip
+    if settings.preview_share:
+        argv += ["--preview-share", f"{settings.preview_share:g}"]
+    return argv
+
+
+def with_preview_testers(
+    settings: Mapping[str, TrafficSettings], share: float = PREVIEW_SHARE
+) -> dict[str, TrafficSettings]:
+    """The same load with ``share`` of it sent to the preview (a blue-green plan's)."""
+    return {env: replace(s, preview_share=share) for env, s in settings.items()}
 
 
 async def spawn_traffic(

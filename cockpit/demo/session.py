@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cockpit.demo.load import DEMO_TRAFFIC, DemoTraffic, TrafficSettings
+from cockpit.demo.load import DEMO_TRAFFIC, DemoTraffic, TrafficSettings, with_preview_testers
 from cockpit.engine.session import Session
+from cockpit.engine.views import BLUE_GREEN, strategy_kind
 from cockpit.plan.models import Plan
 
 
@@ -19,6 +20,10 @@ class DemoSession(Session):
         self, plan: Plan, *args: Any, traffic: Mapping[str, TrafficSettings] = DEMO_TRAFFIC, **kwargs: Any
     ) -> None:
         super().__init__(plan, *args, **kwargs)
+        if strategy_kind(plan.strategy) == BLUE_GREEN:
+            # The preview takes no user traffic before the switch: some users test it,
+            # so its analysis has requests to measure.
+            traffic = with_preview_testers(traffic)
         self.traffic = DemoTraffic(plan.service.name, self._router_urls, self.logs.sink_for, traffic)
         self.add_change_listener(self.traffic.changed)
 

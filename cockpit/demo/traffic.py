@@ -1,6 +1,8 @@
 """Steady open-loop HTTP load, the stand-in for real users of the demo service.
 
 Run as ``python -m cockpit.demo.traffic --target URL --rps N --paths /,/api/orders``.
+With ``--preview-share 0.1`` a tenth of the requests ask the router for the canary track
+(header ``x-cockpit-track: canary``): the testers of a blue-green preview at weight 0.
 
 Open loop: requests are started on a fixed schedule whatever the latency, as real users
 would, so a slow canary shows up as latency instead of silently lowering the load.
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+TRACK_HEADER = "x-cockpit-track"  # the router's (cockpit.adapters.router.protocol); asks for a track
 MAX_SAMPLES = 200_000  # latency reservoir: bounded memory on a demo left running for days
 
 
@@ -84,8 +87,17 @@ class Stats:
 
 
 class Generator:
-    def __init__(self, target: str, rps: float, paths: list[str], concurrency: int, timeout: float) -> None:
+    def __init__(
+        self,
+        target: str,
+        rps: float,
+        paths: list[str],
+        concurrency: int,
+        timeout: float,
+        preview_share: float = 0.0,
+    ) -> None:
         self.target = target.rstrip("/")
+        self.preview_share = preview_share
         self.rps = rps
         self.paths = paths
         self.concurrency = concurrency
@@ -98,8 +110,10 @@ class Generator:
     async def _one(self, session: aiohttp.ClientSession, path: str) -> None:
         self.in_flight += 1
         started = time.perf_counter()
+        preview = self.preview_share > 0 and random.random() < self.preview_share
+        headers = {TRACK_HEADER: "canary"} if preview else None
         try:
-            async with session.get(self.target + path) as resp:
+            async with session.get(self.target + path, headers=headers) as resp:
                 await resp.read()
                 status = resp.status
                 track = resp.headers.get("x-cockpit-track")
@@ -180,7 +194,7 @@ async def amain(args: argparse.Namespace) -> dict:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     paths = [p if p.startswith("/") else "/" + p for p in args.paths.split(",") if p]
-    gen = Generator(args.target, args.rps, paths, args.concurrency, args.timeout)
+    gen = Generator(args.target, args.rps, paths, args.concurrency, args.timeout, args.preview_share)
     return await gen.run(stop, args.duration, args.report_every)
 
 
@@ -189,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", required=True, help="base URL, e.g. http://127.0.0.1:18080")
     parser.add_argument("--rps", type=float, required=True, help="requests per second")
     parser.add_argument("--paths", default="/", help="comma-separated paths, used in turn")
+    parser.add_argument(
+        "--preview-share", type=float, default=0.0, help="share of requests sent to the canary by header"
+    )
     parser.add_argument("--concurrency", type=int, default=128, help="max requests in flight")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many s")
@@ -196,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.rps <= 0:
         parser.error("--rps must be > 0")
+    if not 0 <= args.preview_share <= 1:
+        parser.error("--preview-share must be from 0 to 1")
     summary = asyncio.run(amain(args))
     print(json.dumps(summary, separators=(",", ":")), flush=True)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
-from cockpit.adapters.base import BackendError, DeployBackend, MetricsSource
+from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
 from cockpit.engine.commands import Command
 from cockpit.engine.drivers import Driver, GateRefused, driver_class
@@ -26,7 +26,7 @@ from cockpit.engine.machine import Refused
 from cockpit.engine.polling import Poller, PollState, backoff
 from cockpit.engine.state import Cause, Revision, RolloutState
 from cockpit.engine.store import JournalWriteError, Store
-from cockpit.engine.views import ActionResult, EnvView, describe_track
+from cockpit.engine.views import BLUE_GREEN, ActionResult, EnvView, describe_track, strategy_kind
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
 
@@ -57,6 +57,12 @@ class EnvironmentController:
         self.user = user
         self.clock = clock
         self.driver: Driver = driver_class(backend.capabilities, backend.name)(self)
+        self.strategy = strategy_kind(plan.strategy)
+        # What this environment can be asked: a blue-green plan switches all traffic at
+        # once, so a canary weight is not offered even when the backend could set one.
+        self.capabilities = (
+            backend.capabilities - {Capability.SET_WEIGHT} if self.strategy == BLUE_GREEN else backend.capabilities
+        )
         revisions = journal.revisions(plan.service.name, env.name, plan.guardrails.history_limit)
         stable = revisions[-1].version if revisions else env.initial_version
         self.state: RolloutState = self.driver.initial(stable, revisions)
@@ -90,7 +96,7 @@ class EnvironmentController:
             protected=self.env.protected,
             rollout=self.state,
             steps=self.driver.steps,
-            capabilities=self.backend.capabilities,
+            capabilities=self.capabilities,
             versions=self.versions,
             backend=self.poll.status,
             backend_error=self.poll.error,
@@ -99,6 +105,7 @@ class EnvironmentController:
             metrics_error=self.poll.metrics_error,
             seq=self._seq,
             connected=self.started,
+            strategy=self.strategy,
         )
 
     # ------------------------------------------------------------------ journal

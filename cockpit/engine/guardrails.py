@@ -22,9 +22,15 @@ from typing import Protocol
 
 from cockpit.adapters.base import Capability
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
-from cockpit.engine.commands import Command, StartRollout, capability
+from cockpit.engine.commands import Command, SetWeight, StartRollout, capability
 from cockpit.plan.models import Environment
 from cockpit.plan.models import Guardrails as PlanGuardrails
+
+# Why a blue-green plan takes no weight: said where a canary plan says the backend cannot.
+SWITCH_ONLY = (
+    "blue-green switches all traffic at once: there is no canary weight; "
+    "promote (p) switches to the preview, abort (a) removes it"
+)
 
 # How a missing capability reads in a refusal: "the memory backend cannot <...>".
 CANNOT = {
@@ -81,11 +87,15 @@ class Guardrails:
         user: str,
         backend: str,
         capabilities: Iterable[Capability],
+        switch_only: bool = False,
     ) -> str | None:
         """Why ``command`` on ``env`` is refused before the machine is even asked, or ``None``.
-        ``reason=None`` is a preview: the reason rules are not checked yet."""
+        ``reason=None`` is a preview: the reason rules are not checked yet. ``switch_only``:
+        the plan is blue-green, so no weight between 0 and 100 is ever set."""
         if isinstance(command, StartRollout) and (window := self.frozen(env.name)):
             return f"{env.name} is frozen ({window}): no rollout may start"
+        if switch_only and isinstance(command, SetWeight):
+            return SWITCH_ONLY
         needed = capability(command)
         if needed is not None and needed not in frozenset(capabilities):
             return f"the {backend} backend cannot {CANNOT.get(needed, needed.value)}"

@@ -24,7 +24,7 @@ from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.logbuffer import LogHub
 from cockpit.engine.state import Activity
 from cockpit.engine.store import Store, open_store
-from cockpit.engine.views import ActionResult, EnvView
+from cockpit.engine.views import BLUE_GREEN, ActionResult, EnvView
 from cockpit.identity import current_user
 from cockpit.model import LogLine
 from cockpit.plan.models import Environment, Plan
@@ -289,6 +289,7 @@ class Session:
             user=self.user,
             backend=backend.name,
             capabilities=backend.capabilities,
+            switch_only=controller.strategy == BLUE_GREEN,
         )
 
     def _refuse(

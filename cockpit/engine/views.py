@@ -7,6 +7,17 @@ from dataclasses import dataclass
 from cockpit.adapters.base import Capability
 from cockpit.engine.state import Cause, RolloutState
 from cockpit.model import BackendStatus, MetricsWindow, TrackStatus
+from cockpit.plan.models import Strategy
+
+BLUE_GREEN = "blue-green"
+
+
+def strategy_kind(strategy: Strategy) -> str:
+    """How the plan moves traffic: ``canary`` (weighted steps), ``blue-green`` (the
+    preview runs beside the active stack at weight 0, then one switch) or ``rolling``."""
+    if strategy.blue_green is not None:
+        return BLUE_GREEN
+    return "rolling" if strategy.rolling is not None else "canary"
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,18 @@ class EnvView:
     metrics_error: str | None = None
     seq: int = 0  # grows with every change; cheap change detection for the UI
     connected: bool = False  # the backend was started (or attached) at least once
+    strategy: str = "canary"  # strategy_kind() of the plan
+
+    @property
+    def blue_green(self) -> bool:
+        """The canary track is the *preview* stack and the promote is one switch: the
+        stable track is the *active* one, and there is no weight in between."""
+        return self.strategy == BLUE_GREEN
+
+    @property
+    def preview_url(self) -> str | None:
+        """Where the preview (canary) stack answers directly, if the backend says."""
+        return self.backend.preview_url if self.backend else None
 
     @property
     def url(self) -> str | None:

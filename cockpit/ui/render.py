@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from textual.content import Content
 
-from cockpit.engine.state import Activity, CheckView, Outcome, Phase
+from cockpit.engine.state import Activity, Cause, CheckView, Outcome, Phase
 from cockpit.engine.views import EnvView
 from cockpit.model import MetricsWindow, TrackMetrics, TrackStatus
 from cockpit.plan.models import Plan
@@ -26,11 +26,16 @@ PHASE_STYLE = {
     Phase.ABORTED: "$phase-aborted bold",
     Phase.DEGRADED: "$phase-degraded bold reverse",
 }
+# One cell wide in every terminal and in tmux: none of these is an emoji code point
+# (▶ U+25B6, ⏸ U+23F8 and ✔ U+2714 are, and some terminals draw them two cells wide
+# while tmux counts one - the rest of the line then shifts and leaves stray glyphs).
+# ✓ and ✗ are East-Asian "neutral" (always narrow); ●, ‖ and ▲ are "ambiguous", narrow
+# in tmux unless a CJK locale asks otherwise - as is every box-drawing line here.
 PHASE_GLYPH = {
-    Phase.HEALTHY: "●",
-    Phase.PROGRESSING: "▶",
+    Phase.HEALTHY: "✓",
+    Phase.PROGRESSING: "●",
     Phase.PAUSED: "‖",
-    Phase.ABORTED: "■",
+    Phase.ABORTED: "✗",
     Phase.DEGRADED: "▲",
 }
 # Symbol + colour for each outcome: colour alone must never carry the meaning.
@@ -156,6 +161,20 @@ def series(windows: Sequence[MetricsWindow], key: str, canary: bool, points: int
     return out if len(out) >= 2 else []
 
 
+def series_with_gaps(
+    windows: Sequence[MetricsWindow], key: str, canary: bool, points: int
+) -> list[float | None]:
+    """The last ``points`` windows of one metric of one track, ``None`` where nothing was
+    measured: the zero-based chart draws a gap as a dot, never as a healthy zero."""
+    return [metric_of(key, w.canary if canary else w.stable) for w in windows[-points:]]
+
+
+def fmt_axis(top: float, unit: str) -> str:
+    """The top of a chart's scale, short: ``300ms``, ``6%``, ``50/s``."""
+    number = f"{top:g}" if top >= 1 else f"{top:.2g}"
+    return {"%": f"{number}%", "ms": f"{number}ms", "req/s": f"{number}/s"}.get(unit, number)
+
+
 def latest(windows: Sequence[MetricsWindow], key: str, canary: bool) -> float | None:
     if not windows:
         return None
@@ -168,7 +187,7 @@ def latest(windows: Sequence[MetricsWindow], key: str, canary: bool) -> float | 
 def track_line(
     label: str, style: str, version: str | None, status: TrackStatus | None, note: str = ""
 ) -> Content:
-    parts: list[str | tuple[str, str]] = [(f"{label:<7}", f"{style} bold")]
+    parts: list[str | tuple[str, str]] = [(label.ljust(max(7, len(label) + 1)), f"{style} bold")]
     if version is None:
         parts.append(("—", DIM))
         if note:
@@ -186,12 +205,34 @@ def track_line(
 def versions(view: EnvView) -> Content:
     r = view.rollout
     status = view.backend
-    stable = track_line("stable", "$stable", r.stable_version, status.stable if status else None)
     canary_note = ""
     if r.canary_version is None and r.activity is Activity.DEPLOYING and r.target_version:
         canary_note = f"deploying {r.target_version}…"
+    if view.blue_green:
+        # The stable track serves every user (active, blue); the canary track is the
+        # new stack beside it at weight 0 (preview, green) until the switch.
+        active = track_line("active", "$blue-stack", r.stable_version, status.stable if status else None)
+        preview = track_line(
+            "preview", "$green-stack", r.canary_version, status.canary if status else None, canary_note
+        )
+        return Content("\n").join([active, preview])
+    stable = track_line("stable", "$stable", r.stable_version, status.stable if status else None)
     canary = track_line("canary", "$canary", r.canary_version, status.canary if status else None, canary_note)
     return Content("\n").join([stable, canary])
+
+
+def switch(view: EnvView) -> Content:
+    """The blue-green switch, where a canary card has its weight bar: which stack the
+    users are on, and what the preview waits for."""
+    r = view.rollout
+    parts: list[str | tuple[str, str]] = [("switch  ", "bold"), ("users → ", DIM)]
+    if r.weight >= 100 and r.canary_version:
+        parts.append((f"preview {r.canary_version}", "$green-stack bold"))
+    else:
+        parts.append((f"active {r.stable_version}", "$blue-stack bold"))
+    if r.canary_version is not None and r.weight < 100:
+        parts.append(("  · preview: testers only, promote (p) switches", DIM))
+    return Content.assemble(*parts)
 
 
 def phase(view: EnvView, now: float) -> Content:
@@ -203,10 +244,15 @@ def phase(view: EnvView, now: float) -> Content:
         parts.append((f"  step {r.step_label}", "bold"))
         if r.phase is not Phase.HEALTHY and 0 <= r.step_index < len(view.steps):
             parts.append((f" {view.steps[r.step_index]}", ""))
-    if r.activity is not Activity.IDLE:
-        parts.append((f"  · {r.activity.value}", "$accent"))
+    waiting = r.activity is Activity.WAITING and r.phase is Phase.PAUSED
     if r.paused_until is not None and r.phase is Phase.PAUSED:
-        parts.append((f"  {countdown(r.paused_until, now)} left", "$warn"))
+        # "Paused · pausing · 5s left" said the same thing three times: the phase says
+        # paused, the countdown says for how long.
+        parts.append((f"  · {countdown(r.paused_until, now)} left", "$warn"))
+    elif waiting:
+        parts.append(("  · switch with promote (p)" if view.blue_green else "  · until promoted (p)", "$warn"))
+    elif r.activity is not Activity.IDLE:
+        parts.append((f"  · {r.activity.value}", "$accent"))
     if view.backend_error is not None:
         parts.append(("  (last known)", DIM))  # the backend cannot confirm it right now
     head = Content.assemble(*parts)
@@ -216,36 +262,111 @@ def phase(view: EnvView, now: float) -> Content:
         # "step 2/6: pause 5s" repeats the line above; keep only what it adds.
         rest = reason.removeprefix(step_prefix)
         shown_step = view.steps[r.step_index] if 0 <= r.step_index < len(view.steps) else ""
-        reason = "" if rest == shown_step else rest
-    shown = Content.styled(reason or " ", DIM if r.phase is Phase.HEALTHY else "")
+        # "paused until promoted" / "pause 5s" is what the head line says already.
+        said = rest == shown_step or (rest == "paused until promoted" and shown_step == "pause")
+        reason = "" if said else rest
+    failed = r.analysis is not None and r.analysis.outcome is Outcome.FAILED and r.analysis.checks
+    if r.phase is Phase.ABORTED and r.cause is Cause.ANALYSIS_FAILED and failed:
+        # The engine's reason repeats every failed value, which the analysis lines below
+        # show next to their limits; on a short screen that pushed them out of sight.
+        track = "preview" if view.blue_green else "canary"
+        where = (
+            f"traffic on stable {r.stable_version}, {track} removed"
+            if r.canary_version is None
+            else "sending traffic back to stable…"
+        )
+        reason = f"analysis failed (✗ below); {where}"
+    lines = [head]
+    if reason:  # nothing more to say is said with no line at all: cards are short at 80x24
+        lines.append(Content.styled(reason, DIM if r.phase is Phase.HEALTHY else ""))
     if r.warning:  # what the last status poll saw wrong (a replica down), shown at once
-        return Content("\n").join([head, shown, Content.styled(f"⚠ {r.warning}", "$warn bold")])
-    return Content("\n").join([head, shown])
+        lines.append(Content.styled(f"⚠ {r.warning}", "$warn bold"))
+    return Content("\n").join(lines)
 
 
-def check_line(check: CheckView) -> Content:
-    """``✓ success-rate  99.9% ≥95%  stable 99.8%  2/3``: the measured value right
-    next to its limit, stable's value for comparison, progress last."""
+def needs(check: CheckView) -> str:
+    """``(needs ≥ 95%)``: the limit as a requirement, so the line never reads as a claim."""
+    return f"(needs {fmt_condition(check.condition, check.unit)})"
+
+
+def check_line(check: CheckView, width: int | None = None) -> Content:
+    """``✗ success-rate 87.0% (needs ≥ 95%)  1/3  stable 99.8%``: the measured value
+    right next to what it must be, progress, then stable's value for comparison when
+    ``width`` leaves room for it."""
     mark, style = OUTCOME_MARK[check.outcome]
     last = check.last
-    parts: list[str | tuple[str, str]] = [(f"{mark} ", style), (f"{check.name:<13}", "")]
+    parts: list[str | tuple[str, str]] = [(f"{mark} ", style), (f"{check.name} ", "")]
     if last is None:
-        parts.append((f"{'waiting':>7}", DIM))
+        parts.append(("waiting", DIM))
     elif last.outcome in (Outcome.NO_DATA, Outcome.ERROR):
-        parts.append((f"{OUTCOME_TEXT[last.outcome]:>7}", OUTCOME_MARK[last.outcome][1]))
+        parts.append((OUTCOME_TEXT[last.outcome], OUTCOME_MARK[last.outcome][1]))
     else:
         value_style = "$fail bold" if last.outcome is Outcome.FAILED else "bold"
-        parts.append((f"{fmt_value(last.value, check.unit):>7}", value_style))
-    parts.append((f" {fmt_condition(check.condition, check.unit).replace(' ', '')}", ""))
-    if last is not None and last.stable_value is not None:
-        parts.append((f"  stable {fmt_value(last.stable_value, check.unit)}", "$stable"))
+        parts.append((fmt_value(last.value, check.unit), value_style))
+    parts.append((f" {needs(check)}", ""))
     parts.append((f"  {check.taken}/{check.count}", DIM))
     if check.no_data:
-        parts.append((f" ∅{check.no_data}", "$nodata"))
-    return Content.assemble(*parts)
+        # Windows without a single canary request: counted, never passed or failed.
+        parts.append((f"  no data ×{check.no_data}", "$nodata"))
+    if check.errors:
+        parts.append((f"  read errors ×{check.errors}", "$warn"))
+    line = Content.assemble(*parts)
+    stable = stable_text(check)
+    if stable is not None and (width is None or line.cell_length + 2 + stable.cell_length <= width):
+        line = Content.assemble(line, "  ", stable)
+    return line
 
 
-def analysis(view: EnvView) -> Content:
+def stable_text(check: CheckView) -> Content | None:
+    """``stable 99.8%``: the same metric on stable at the last measurement."""
+    last = check.last
+    if last is None or last.stable_value is None:
+        return None
+    return Content.styled(f"stable {fmt_value(last.stable_value, check.unit)}", "$stable")
+
+
+def recent_line(check: CheckView, width: int) -> Content:
+    """The last measurements of one check, oldest first, each with its verdict:
+    ``  recent ✓99.9 ✓99.8 ✗87.0 ∅ no data``. As many as fit in ``width``."""
+    cells: list[Content] = []
+    for m in check.measurements:
+        mark, style = OUTCOME_MARK[m.outcome]
+        if m.value is None:
+            text = "∅" if m.outcome is Outcome.NO_DATA else "!"
+        else:
+            text = f"{mark}{fmt_number(m.value)}"
+        cells.append(Content.styled(text, style))
+    stable = stable_text(check)
+    head = Content.assemble("  ", stable, ("  recent ", DIM)) if stable else Content.styled("  recent ", DIM)
+    room = width - head.cell_length
+    shown: list[Content] = []
+    used = 0
+    for cell in reversed(cells):  # the newest matter most: keep them when space is short
+        if used + cell.cell_length + 1 > room:
+            break
+        shown.insert(0, cell)
+        used += cell.cell_length + 1
+    if not shown:
+        return Content.assemble(head, ("waiting for the first measurement", DIM))
+    legend = "  ∅ = no data" if any(m.value is None for m in check.measurements[-len(shown) :]) else ""
+    line = Content.assemble(head, Content(" ").join(shown))
+    if legend and line.cell_length + len(legend) <= width:
+        line = Content.assemble(line, (legend, DIM))
+    return line
+
+
+def fmt_number(value: float) -> str:
+    """A measured value without its unit, short: 99.9, 420, 0.35."""
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 1:
+        return f"{value:.1f}"
+    return f"{value:.2g}"
+
+
+def analysis(view: EnvView, width: int | None = None, recent: bool = False) -> Content:
+    """The verdict and one line per check (fitted to ``width``); with ``recent``, each
+    check's recent measurements under it."""
     a = view.rollout.analysis
     if a is None:
         return Content.assemble(("analysis ", "bold"), ("— none yet", DIM))
@@ -254,19 +375,36 @@ def analysis(view: EnvView) -> Content:
         ("analysis ", "bold"),
         (f"step {a.step + 1} ", DIM),
         (f"{mark} {a.outcome.value}", style),
+        # Before a blue-green switch the preview has no users: what is measured is the
+        # testers' traffic sent to it.
+        ("  on preview traffic" if view.blue_green else "", DIM),
     )
     # The verdict's message is already the phase's reason; the lines say it per check.
-    return Content("\n").join([head, *(check_line(c) for c in a.checks)])
+    lines = [head]
+    for check in a.checks:
+        if recent:  # stable's value moves to the line of recent values
+            lines.append(check_line(check, 0))
+            lines.append(recent_line(check, width or 80))
+        else:
+            lines.append(check_line(check, width))
+    return Content("\n").join(lines)
 
 
 def details(view: EnvView) -> Content:
     url = view.url
-    return Content("\n").join(
-        [
-            Content.assemble(("migrations ", "bold"), ("no migrations", DIM)),
-            Content.assemble(("url ", "bold"), (url, "underline") if url else ("—", DIM)),
-        ]
-    )
+    lines = [
+        Content.assemble(("migrations ", "bold"), ("no migrations", DIM)),
+        Content.assemble(("url ", "bold"), (url, "underline") if url else ("—", DIM)),
+    ]
+    if view.blue_green and view.rollout.canary_version is not None:
+        preview = view.preview_url
+        lines.append(
+            Content.assemble(
+                ("preview ", "bold"),
+                (preview, "underline $green-stack") if preview else ("— (the backend gives no address)", DIM),
+            )
+        )
+    return Content("\n").join(lines)
 
 
 def trouble(view: EnvView, now: float) -> Content | None:

@@ -37,6 +37,8 @@ THEME_VARIABLES: dict[str, str] = {
     "stable": "#5fa8ff",
     "canary": "#ffb454",
     "router": "#9aa5b1",
+    "blue-stack": "#5fa8ff",  # blue-green: the active stack (every user on it)
+    "green-stack": "#57c27a",  # blue-green: the preview stack beside it
     "ok": "#57c27a",
     "fail": "#f4645d",
     "warn": "#e5b540",

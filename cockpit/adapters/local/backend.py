@@ -167,20 +167,28 @@ class LocalBackend(DeployBackend):
             assert rt is not None
             self._attached = rt
             detail = f"attached read-only, driven by cockpit pid {rt.owner_pid}; "
-            stable = track_status(rt.replicas, "stable", routed.get("stable", set()))
-            canary = track_status(rt.replicas, "canary", routed.get("canary", set()))
+            records = list(rt.replicas)
         else:
             records = [r.record() for r in (*self._stable, *self._canary)]
             detail = ""
-            stable = track_status(records, "stable", routed.get("stable", set()))
-            canary = track_status(records, "canary", routed.get("canary", set()))
+        stable = track_status(records, "stable", routed.get("stable", set()))
+        canary = track_status(records, "canary", routed.get("canary", set()))
+        # A canary replica answers directly too: the blue-green preview's own address.
+        preview_url = next(
+            (r.url for r in records if r.track == "canary" and r.healthy and procs.alive(r.pid)), None
+        )
         requests = sum(state["requests"].values())
         detail += (
             f"router pid {state['pid']}: {requests} requests, {state['retries']} retried, "
             f"{state['failed']} failed at the router"
         )
         return BackendStatus(
-            stable=stable, canary=canary, weight=int(state["weight"]), url=self._router_url, detail=detail
+            stable=stable,
+            canary=canary,
+            weight=int(state["weight"]),
+            url=self._router_url,
+            detail=detail,
+            preview_url=preview_url,
         )
 
     async def versions(self) -> Sequence[str]:

@@ -10,7 +10,9 @@ from typing import Any
 
 TOKEN_ENV = "COCKPIT_ROUTER_TOKEN"  # the control token reaches the router via env, not argv (ps)
 TOKEN_HEADER = "X-Cockpit-Token"
-TRACK_HEADER = "x-cockpit-track"  # added to every proxied response: which track served it
+# Added to every proxied response: which track served it. On a request it asks for a
+# track ("canary" or "stable") whatever the weight: how a blue-green preview is reached.
+TRACK_HEADER = "x-cockpit-track"
 
 
 @dataclass(frozen=True, slots=True)

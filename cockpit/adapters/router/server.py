@@ -4,7 +4,8 @@ Run by :class:`~cockpit.adapters.router.handle.RouterHandle` as its own process
 (``python -m cockpit.adapters.router``) so proxying never competes with the cockpit's UI
 event loop. It listens on a socket the backend bound (passed as an inherited fd, so a busy port is detected by the backend with a
 precise error and there is no bind race), splits each request between the stable and
-canary tracks by the current weight, and exposes a small JSON control API on a second
+canary tracks by the current weight (a request may name its track in the
+``x-cockpit-track`` header: how a blue-green preview gets test traffic), and exposes a small JSON control API on a second
 loopback socket:
 
 * ``GET /state``  - table, weight, per-upstream in-flight and counters
@@ -158,7 +159,13 @@ class Router:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def pick_track(self) -> str:
+    def pick_track(self, asked: str | None = None) -> str:
+        """The track for one request. A request may name its track in the
+        ``x-cockpit-track`` header: a blue-green preview gets traffic that way at weight 0
+        (test users, the analysis before the switch); without the header, or naming a
+        track with no upstream, the weight decides."""
+        if asked in (STABLE, CANARY) and self.tracks[asked]:
+            return asked
         if not self.tracks[CANARY] or self.weight <= 0:
             return STABLE
         if not self.tracks[STABLE] or self.weight >= 100:
@@ -197,7 +204,7 @@ class Router:
         if request.remote:
             headers["X-Forwarded-For"] = request.remote
         method = request.method
-        track = self.pick_track()
+        track = self.pick_track(request.headers.get(TRACK_HEADER, "").strip().lower() or None)
         tried: set[Upstream] = set()
         while (choice := self.next_upstream(track, tried)) is not None:
             up, served_by = choice

@@ -28,9 +28,10 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Container, Horizontal
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from cockpit.engine.commands import (
     Abort,
@@ -50,10 +51,15 @@ from cockpit.ui.host import CockpitHost
 from cockpit.ui.intents import Intent, RequestAction, preflight, would_refuse
 from cockpit.ui.widgets.env_column import EnvColumn
 from cockpit.ui.widgets.header import CockpitHeader
+from cockpit.ui.widgets.key_footer import KeyFooter
 from cockpit.ui.widgets.log_pane import LogPane
 from cockpit.ui.widgets.weight_bar import WeightBar
 
 log = logging.getLogger(__name__)
+
+SHORT_SCREEN = 32  # rows: below this the log pane shrinks so the cards fit
+SHORT_LOG_SHARE = 0.25
+MIN_LOG_ROWS = 4
 
 
 class EnvArea(Container):
@@ -83,7 +89,7 @@ class EnvArea(Container):
         if self.tabs:
             with TabbedContent(id="env-tabs"):
                 for view in self.views:
-                    with TabPane(view.name, id=f"tab-{view.name}"):
+                    with TabPane(tab_label(view), id=f"tab-{view.name}"):
                         yield self._column(view)
         else:
             with Horizontal(id="env-row"):
@@ -93,6 +99,26 @@ class EnvArea(Container):
     @property
     def columns(self) -> dict[str, EnvColumn]:
         return {c.env: c for c in self.query(EnvColumn)}
+
+    def show_phases(self, views: list[EnvView]) -> None:
+        """Each tab carries its environment's phase: an abort in a tab not shown must
+        still be seen. Only a changed label is set (it relayouts the tab row)."""
+        self.views = views
+        for tabs in self.query(TabbedContent):
+            for view in views:
+                label = tab_label(view)
+                tab = tabs.get_tab(f"tab-{view.name}")
+                if tab.label != label:
+                    tab.label = label
+
+
+def tab_label(view: EnvView) -> Content:
+    """``✗ production``: the phase glyph in its colour, then the name (see PHASE_GLYPH
+    for why these glyphs). A backend that is down shows ✗ on the name too, loudly."""
+    phase = view.rollout.phase
+    if view.backend_error is not None:
+        return Content.assemble(("✗ ", "$fail bold"), (f"{view.name} down", "$fail"))
+    return Content.assemble((f"{render.PHASE_GLYPH[phase]} ", render.PHASE_STYLE[phase]), view.name)
 
 
 class MainScreen(Screen[None]):
@@ -109,6 +135,7 @@ class MainScreen(Screen[None]):
         self._last_slow = 0.0
         self.current = ""  # the environment keys act on; set in compose
         self._disabled: frozenset[str] = frozenset()  # actions the current env's backend cannot run
+        self._log_height: int | str = ""
 
     @property
     def cockpit(self) -> CockpitHost:
@@ -129,7 +156,7 @@ class MainScreen(Screen[None]):
         # sooner on screen at start, and it is the least urgent thing to read.
 
     def on_mount(self) -> None:
-        self.query_one(LogPane).styles.height = f"{self.cockpit.config.log_height}%"
+        self._size_log_pane(self.size.height)
         self._layout_for(self.size.width)
         self._columns = self.query_one(EnvArea).columns
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -139,7 +166,7 @@ class MainScreen(Screen[None]):
         self.call_after_refresh(self._mount_footer)
 
     async def _mount_footer(self) -> None:
-        await self.mount(Footer(compact=True))
+        await self.mount(KeyFooter())
         self.refresh_bindings()  # the footer draws its keys when told the bindings changed
 
     # ------------------------------------------------------------------ layout
@@ -170,7 +197,19 @@ class MainScreen(Screen[None]):
             self._layout_for(self.size.width)  # resized again meanwhile
 
     def on_resize(self, event: events.Resize) -> None:
+        self._size_log_pane(event.size.height)
         self._layout_for(event.size.width)
+
+    def _size_log_pane(self, height: int) -> None:
+        """The log pane's share of the height; on a short terminal it gives up rows so
+        a card can show its phase and analysis whole (at 24 rows, 40 % left a card 9)."""
+        share = self.cockpit.config.log_height
+        wanted: int | str = f"{share}%"
+        if 0 < height < SHORT_SCREEN:
+            wanted = max(MIN_LOG_ROWS, min(round(height * share / 100), round(height * SHORT_LOG_SHARE)))
+        if wanted != self._log_height:
+            self._log_height = wanted
+            self.query_one(LogPane).styles.height = wanted
 
     def _theme_changed(self, _theme: object) -> None:
         self.query_one(LogPane).theme_changed()
@@ -222,6 +261,9 @@ class MainScreen(Screen[None]):
             ):
                 column.show(view, now, pending.get(view.name))
         self._pending_redraw.clear()
+        area = self.query_one(EnvArea)
+        if area.tabs:
+            area.show_phases(views)
         self.query_one(CockpitHeader).show(app.session.release_in_progress(), now)
         self.query_one(LogPane).flush()
 
