@@ -20,6 +20,7 @@ from cockpit.engine.commands import Command
 from cockpit.engine.controller import EnvironmentController, TransitionListener
 from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.logbuffer import LogHub
+from cockpit.engine.rollout_logs import RolloutLogKeeper
 from cockpit.engine.store import Store, open_store
 from cockpit.engine.views import ActionResult, EnvView
 from cockpit.identity import current_user
@@ -57,6 +58,8 @@ class Session:
         self.user = user or current_user()
         self.journal = journal or open_store(plan, self.state_dir)
         self.logs = LogHub([e.name for e in plan.environments], log_capacity)
+        # Each rollout's canary lines, kept with it in the store (the rings forget them).
+        self.rollout_logs = RolloutLogKeeper(self.journal, plan.service.name, clock)
         self.controllers: dict[str, EnvironmentController] = {}
         self._change_listeners: list[Callable[[], None]] = []
         for env in plan.environments:
@@ -65,6 +68,7 @@ class Session:
                 plan, env, backend, metrics, self.journal, self.user, on_transition, clock
             )
             controller.add_change_listener(self._changed)
+            self.rollout_logs.watch(controller)
             self.controllers[env.name] = controller
         self.version = 0  # grows with every change in any environment
         self.warnings: list[str] = []  # secret references that could not be resolved at start
@@ -93,7 +97,7 @@ class Session:
             env.backend.adapter, self._context(env, env.backend.options), env.backend.options
         )
         if env.logs.source == "backend":
-            backend.attach_log_sink(self.logs.sink_for(env.name))
+            backend.attach_log_sink(self.rollout_logs.tap(env.name, self.logs.sink_for(env.name)))
         metrics = registry.create_metrics_source(
             env.metrics.source, self._context(env, env.metrics.options), env.metrics.options, backend
         )
@@ -142,6 +146,7 @@ class Session:
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.controllers.values()), return_exceptions=True)
+        await self.rollout_logs.close()
         self.journal.close()
 
     # ------------------------------------------------------------------ views
