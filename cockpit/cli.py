@@ -476,13 +476,20 @@ def show_record(journal: Any, record_id: int) -> None:
     canary lines kept with its rollout (what the history screen shows on Enter)."""
     from cockpit.engine.store.history import CONTROL, belongs, describe_rollout_log, details, reading_order
 
-    found = journal.records(after_id=record_id - 1, limit=1_000_000)
-    record = next((r for r in found if r.id == record_id), None)
-    if record is None:
+    found = journal.records(after_id=record_id - 1, before_id=record_id + 1, limit=1)
+    if not found:
         fail(f"no record #{record_id} in the journal", 1)
+    record = found[0]
     for label, value in details(record):
         click.echo(f"{label:<12} {value}")
-    around = journal.records(service=record.service, env=record.env, after_id=max(0, record_id - 50), limit=100)
+    # The records of its command lie close by: a window around it, in the reading order.
+    around = journal.records(
+        service=record.service,
+        env=record.env,
+        after_id=max(0, record_id - 50),
+        before_id=record_id + 50,
+        limit=100,
+    )
     rows = reading_order(around)
     for i, row in enumerate(rows):
         if row.record.id != record_id:

@@ -178,9 +178,11 @@ class Store(Protocol):
         limit: int = 200,
         text: str | None = None,
         after_id: int = 0,
+        before_id: int | None = None,
     ) -> list[Record]:
         """The newest ``limit`` records (oldest first), optionally filtered; ``text`` is a
-        substring of the action, reason, detail, user or outcome."""
+        substring of the action, reason, detail, user or outcome; ids strictly between
+        ``after_id`` and ``before_id`` (when given)."""
         ...
 
     def last_snapshot(self, service: str, env: str) -> Record | None:

@@ -278,10 +278,14 @@ class SQLiteStore:
         limit: int = 200,
         text: str | None = None,
         after_id: int = 0,
+        before_id: int | None = None,
     ) -> list[Record]:
         """The newest ``limit`` records (oldest first), optionally filtered."""
         where: list[str] = ["id > ?"]
         args: list[int | str] = [after_id]  # the query's parameters, in placeholder order
+        if before_id is not None:
+            where.append("id < ?")
+            args.append(before_id)
         if service:
             where.append("service = ?")
             args.append(service)

@@ -91,6 +91,10 @@ class HistoryScreen(Screen[None]):
             return
         self._last_id = newest
         table = self.query_one(DataTable)
+        # New records arrive on top: the highlighted one stays highlighted.
+        # (On the top row, the top row stays: that is where the newest arrive.)
+        row_was = table.cursor_row
+        was = self.rows[row_was].record.id if 0 < row_was < len(self.rows) else None
         table.clear()
         self.rows = reading_order(records)
         for row in self.rows:
@@ -108,6 +112,10 @@ class HistoryScreen(Screen[None]):
                 escape(r.detail),
                 key=str(r.id),
             )
+        if was is not None:
+            at = next((i for i, row in enumerate(self.rows) if row.record.id == was), None)
+            if at is not None:
+                table.move_cursor(row=at)
         title = f"History · {self.service} · {len(records)} records" + (
             f" matching {self._text!r}" if self._text else ""
         )

@@ -184,16 +184,17 @@ class LogView(ScrollView, can_focus=False):
                 self.new_lines = 0
 
     def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        before = (self.size, self.container_size)
         with self._self_moving():
             changed = super()._size_updated(size, virtual_size, container_size, layout)
-        if self._follow:
+        if self._follow and (self.size, self.container_size) != before:
             # The end moved under the view (resize, the filter box opening): stay on it.
             self._wrapped = None
             self.call_after_refresh(self._stick_to_end)
         return changed
 
     def _stick_to_end(self) -> None:
-        if self._follow:
+        if self._follow and self.scroll_y != self.max_scroll_y:
             with self._self_moving():
                 self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
 
