@@ -18,7 +18,7 @@ from cockpit.engine.rollout_logs import RolloutLogKeeper
 from cockpit.engine.session import Session
 from cockpit.engine.state import Phase
 from cockpit.engine.store import KeptLine, SQLiteStore
-from cockpit.model import Track
+from cockpit.model import LogLine, Track
 from cockpit.plan.loader import parse_plan
 from cockpit.secrets import MASK, resolve
 from tests.ui_fixtures import plan_text
@@ -114,8 +114,10 @@ async def test_kept_lines_are_bounded_to_the_newest_and_the_end(tmp_path: Path) 
             if i % 100 == 0:
                 await asyncio.sleep(0.1)  # several flushes: the store prunes as it goes
         assert (await session.submit("dev", Abort(), "bad")).ok
-        for i in range(20):
-            dev.emit(f"after {i}", Track.CANARY)
+        assert dev._sink is not None
+        # The canary's last words: one batch of 20 after the end, of which 5 are kept.
+        dev._sink([LogLine(time.time(), "dev", "canary 1.2.0 #1", Track.CANARY, f"after {i}") for i in range(20)])
+        dev.emit("after the batch", Track.CANARY)
         await session.rollout_logs.close()
         log_ = session.journal.rollout_log_for("shop", "dev", session.journal.count())
         assert log_ is not None
@@ -195,7 +197,6 @@ async def test_the_tap_costs_nothing_when_no_rollout_is_on(tmp_path: Path) -> No
     keeper = RolloutLogKeeper(store, "shop")
     seen: list[int] = []
     feed = keeper.tap("dev", lambda lines: seen.append(len(lines)))
-    from cockpit.model import LogLine
 
     feed([LogLine(1.0, "dev", "canary 1.1.0 #1", Track.CANARY, "hello")] * 3)
     assert seen == [3] and not keeper.captures  # the ring got them; nothing kept: no rollout
