@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import tests.memory_backend  # noqa: F401 - registers the "memory" adapters
+import tests.ui_fixtures
 from cockpit.adapters.memory import MemoryBackend
+from cockpit.adapters.memory_platform import MemoryPlatform
 from cockpit.engine.commands import Abort, StartRollout
 from cockpit.engine.rollout_logs import RolloutLogKeeper
 from cockpit.engine.session import Session
@@ -46,9 +48,9 @@ def session_in(tmp_path: Path, capacity: int = 500) -> Session:
     return session
 
 
-def backend(session: Session) -> MemoryBackend:
+def backend(session: Session) -> MemoryBackend | MemoryPlatform:
     b = session.controller("dev").backend
-    assert isinstance(b, MemoryBackend)
+    assert isinstance(b, MemoryBackend | MemoryPlatform)
     return b
 
 
@@ -67,7 +69,12 @@ async def abort_with_canary_lines(session: Session, lines: list[str]) -> int:
     return aborts[-1].id
 
 
-async def test_an_aborted_rollouts_canary_lines_outlive_the_ring(tmp_path: Path) -> None:
+@pytest.mark.parametrize("driver", ["machine", "mirror"])
+async def test_an_aborted_rollouts_canary_lines_outlive_the_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    # The cockpit walks the steps (machine driver) or the platform does (mirror): either way.
+    monkeypatch.setattr(tests.ui_fixtures, "DRIVER", driver)
     session = session_in(tmp_path, capacity=500)
     writes: list[tuple[int, int]] = []  # (thread, lines) of every write of kept lines
     original = session.journal.keep_rollout_lines
