@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import tests.memory_backend  # noqa: F401 - registers the "memory" adapters
-import tests.ui_fixtures
+import tests.ui_fixtures  # also registers the "memory" adapters
 from cockpit.adapters.memory import MemoryBackend
 from cockpit.adapters.memory_platform import MemoryPlatform
 from cockpit.engine.commands import Abort, StartRollout

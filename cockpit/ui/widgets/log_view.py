@@ -115,7 +115,8 @@ class LogView(ScrollView, can_focus=False):
         self.new_lines = 0
         self.current = None
         self._set_virtual_size(Size(0, 0))
-        self.flush(follow=self._follow)
+        # Other lines (another environment, a new filter): shown from their newest, followed.
+        self.flush(follow=True)
         self.refresh()  # even when the new sources hold nothing: the old lines must go
 
     def set_filter(self, log_filter: LogFilter | None) -> None:
