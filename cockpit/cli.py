@@ -409,6 +409,13 @@ def run_headless(
 @click.option("--env", "env_name", default=None, help="Only this environment.")
 @click.option("--grep", "text", default=None, help="Only records containing this text.")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
+@click.option(
+    "--show",
+    "show_id",
+    type=click.IntRange(1),
+    default=None,
+    help="One record in full, with its command's records and the canary log kept with its rollout.",
+)
 @click.option("--demo", "demo_journal", is_flag=True, help="Read the embedded demo's journal.")
 @click.option(
     "--verify",
@@ -422,12 +429,15 @@ def history(
     env_name: str | None,
     text: str | None,
     limit: int,
+    show_id: int | None,
     demo_journal: bool,
     verify: bool,
     state_dir: str | None,
 ) -> None:
-    """Show the journal: who did what, when, why, and how it went."""
+    """Show the journal, newest first (each command before its consequences): who did
+    what, when, why, and how it went."""
     from cockpit.engine.journal import Journal
+    from cockpit.engine.store.history import reading_order
 
     base = state_base(state_dir)
     path = paths.journal_path(base / "demo" if demo_journal else base)
@@ -441,19 +451,70 @@ def history(
         return
     journal = Journal(path, read_only=True)
     try:
+        if show_id is not None:
+            show_record(journal, show_id)
+            return
         records = journal.records(service=service, env=env_name, limit=limit, text=text)
     finally:
         journal.close()
-    for r in records:
+    for row in reading_order(records):
+        r = row.record
         if as_json:
             click.echo(json.dumps(r.to_json()))
             continue
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.ts))
         took = f" {r.duration_ms:.0f}ms" if r.duration_ms is not None else ""
         why = f" reason: {r.reason}" if r.reason else ""
+        action = ("↳ " if row.consequence else "") + r.action
         click.echo(
-            f"{when} {r.user:<14} {r.service}/{r.env:<11} {r.action:<13} {r.outcome:<8}{took} {r.detail}{why}"
+            f"{when} {r.user:<14} {r.service}/{r.env:<11} {action:<13} {r.outcome:<8}{took} {r.detail}{why}"
         )
+
+
+def show_record(journal: Any, record_id: int) -> None:
+    """``cockpit history --show ID``: the record's fields, its command's records and the
+    canary lines kept with its rollout (what the history screen shows on Enter)."""
+    from cockpit.engine.store.history import CONTROL, belongs, describe_rollout_log, details, reading_order
+
+    found = journal.records(after_id=record_id - 1, before_id=record_id + 1, limit=1)
+    if not found:
+        fail(f"no record #{record_id} in the journal", 1)
+    record = found[0]
+    for label, value in details(record):
+        click.echo(f"{label:<12} {value}")
+    # The records of its command lie close by: a window around it, in the reading order.
+    around = journal.records(
+        service=record.service,
+        env=record.env,
+        after_id=max(0, record_id - 50),
+        before_id=record_id + 50,
+        limit=100,
+    )
+    rows = reading_order(around)
+    for i, row in enumerate(rows):
+        if row.record.id != record_id:
+            continue
+        start, end = i, i + 1
+        while start > 0 and rows[start].consequence:
+            start -= 1
+        while end < len(rows) and rows[end].consequence:
+            end += 1
+        if end - start > 1:
+            click.echo("\nthe command and what it did:")
+            for other in rows[start:end]:
+                o = other.record
+                mark = ">" if o.id == record_id else " "
+                arrow = "  ↳ " if other.consequence else ""
+                click.echo(f"{mark} #{o.id} {arrow}{o.action} {o.outcome} by {o.user}: {o.detail}")
+    kept = journal.rollout_log_for(record.service, record.env, record_id)
+    if kept is None or not belongs(record, kept):
+        click.echo("\nno rollout log belongs to this record")
+        return
+    lines = journal.rollout_log_lines(kept.id)
+    click.echo(f"\ncanary log: {describe_rollout_log(kept, len(lines))}")
+    for line in lines:
+        when = time.strftime("%H:%M:%S", time.localtime(line.ts))
+        click.echo(CONTROL.sub("", f"{when} {line.source}: {line.text}"))
 
 
 def verify_journal(path: Path) -> None:

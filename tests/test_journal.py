@@ -414,7 +414,7 @@ def test_an_unversioned_journal_is_migrated_and_chained(tmp_path: Path) -> None:
     assert ro.verify() is not None and ro.verify().record_id == 0  # type: ignore[union-attr]
     ro.close()
     j = Journal(path)
-    assert j.settings()["schema_version"] == SCHEMA_VERSION == 2
+    assert j.settings()["schema_version"] == SCHEMA_VERSION == 3
     assert j.records() == before  # nothing lost, nothing changed
     assert [r.version for r in j.revisions("shop", "production")] == ["1.0.0"]
     assert j.verify() is None  # the existing records got their chain
@@ -429,13 +429,41 @@ def test_an_unversioned_journal_is_migrated_and_chained(tmp_path: Path) -> None:
     again.close()
 
 
+def test_a_version_2_journal_gains_the_rollout_log_tables_and_keeps_its_records(tmp_path: Path) -> None:
+    from cockpit.engine.journal import MIGRATIONS
+    from cockpit.engine.store import KeptLine
+
+    path = tmp_path / "journal.sqlite3"
+    old_journal(path, 3)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    MIGRATIONS[1](db)  # 1 -> 2 by hand: a journal as the previous cockpit left it
+    db.execute("PRAGMA user_version = 2")
+    db.execute("COMMIT")
+    db.close()
+    ro = Journal(path, read_only=True)  # history on a journal not migrated yet: no kept logs, no error
+    assert ro.rollout_log_for("shop", "production", 3) is None and ro.rollout_log_lines(1) == []
+    before = ro.records()
+    ro.close()
+    j = Journal(path)
+    assert j.settings()["schema_version"] == 3 and j.records() == before and j.verify() is None
+    log_id = j.open_rollout_log("shop", "production", "1.2.0", 3, 5.0)
+    j.keep_rollout_lines(log_id, [KeptLine(1, 5.0, "canary 1.2.0 #1", "boom")], keep=10)
+    j.close_rollout_log(log_id, "Aborted", 6.0, 1)
+    kept = j.rollout_log_for("shop", "production", 3)
+    assert kept is not None and kept.finished and kept.outcome == "Aborted"
+    assert [line.text for line in j.rollout_log_lines(log_id)] == ["boom"]
+    assert j.verify() is None  # kept lines are beside the chain, not in it
+    j.close()
+
+
 def test_a_journal_from_a_newer_cockpit_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     Journal(path).close()
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(JournalWriteError, match=r"schema version 99 is newer than this cockpit knows \(2\)"):
+    with pytest.raises(JournalWriteError, match=r"schema version 99 is newer than this cockpit knows \(3\)"):
         Journal(path)
 
 

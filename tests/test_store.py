@@ -232,3 +232,41 @@ def test_a_read_only_store_of_nothing_creates_nothing(tmp_path: Path) -> None:
 def test_an_unknown_kind_of_store_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown store kind 'postgres'"):
         open_store(StoreSettings("postgres"), tmp_path)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- rollout logs
+
+
+def test_rollout_lines_are_kept_bounded_redacted_and_read_only_drops_them(
+    opener: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cockpit.engine.store import KeptLine
+
+    secret = "s3cret-" + uuid.uuid4().hex
+    monkeypatch.setenv("COCKPIT_STORE_TEST_SECRET", secret)
+    secrets.resolve("env:COCKPIT_STORE_TEST_SECRET")
+    store = opener()
+    try:
+        first = write(store, env="dev", action="rollout", outcome="started")[0]
+        log_id = store.open_rollout_log("shop", "dev", "1.2.0", first, 10.0)
+        lines = [KeptLine(n, 10.0 + n, "canary 1.2.0 #1", f"line {n} token={secret}") for n in range(1, 31)]
+        store.keep_rollout_lines(log_id, lines[:20], keep=25)
+        store.keep_rollout_lines(log_id, lines[20:], keep=25)
+        kept = store.rollout_log_lines(log_id)
+        assert [line.seq for line in kept] == list(range(6, 31))  # the newest 25
+        assert all(secret not in line.text and secrets.MASK in line.text for line in kept)
+        later = write(store, env="dev", action="abort", outcome="ok")[0]
+        found = store.rollout_log_for("shop", "dev", later)
+        assert found is not None and found.id == log_id and not found.finished
+        store.close_rollout_log(log_id, "Aborted", 50.0, 30)
+        found = store.rollout_log_for("shop", "dev", later)
+        assert found is not None and found.finished and found.outcome == "Aborted" and found.lines_seen == 30
+        assert store.rollout_log_for("shop", "dev", first - 1) is None
+    finally:
+        store.close()
+    reader = opener(read_only=True)
+    try:
+        assert reader.open_rollout_log("shop", "dev", "9.9.9", 1, 1.0) == 0
+        assert len(reader.rollout_log_lines(log_id)) == 25
+    finally:
+        reader.close()

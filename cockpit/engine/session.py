@@ -23,6 +23,7 @@ from cockpit.engine.controller import EnvironmentController, TransitionListener
 from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.logbuffer import LogHub
 from cockpit.engine.state import Activity
+from cockpit.engine.rollout_logs import RolloutLogKeeper
 from cockpit.engine.store import Store, open_store
 from cockpit.engine.views import BLUE_GREEN, ActionResult, EnvView
 from cockpit.identity import current_user
@@ -89,6 +90,8 @@ class Session:
         self.journal = journal or open_store(plan, self.state_dir)
         self.logs = LogHub([e.name for e in plan.environments], log_capacity)
         self.alert_log = AlertLog()
+        # Each rollout's canary lines, kept with it in the store (the rings forget them).
+        self.rollout_logs = RolloutLogKeeper(self.journal, plan.service.name, clock)
         self.controllers: dict[str, EnvironmentController] = {}
         self._change_listeners: list[Callable[[], None]] = []
         for env in plan.environments:
@@ -99,6 +102,7 @@ class Session:
             controller.add_change_listener(self._changed)
             # Alerts come from the state every driver sets, seen at every change.
             controller.add_change_listener(partial(self._observe, env.name))
+            self.rollout_logs.watch(controller)
             self.controllers[env.name] = controller
         self.version = 0  # grows with every change in any environment
         for name, controller in self.controllers.items():
@@ -129,7 +133,7 @@ class Session:
             env.backend.adapter, self._context(env, env.backend.options), env.backend.options
         )
         if env.logs.source == "backend":
-            backend.attach_log_sink(self.logs.sink_for(env.name))
+            backend.attach_log_sink(self.rollout_logs.tap(env.name, self.logs.sink_for(env.name)))
         metrics = registry.create_metrics_source(
             env.metrics.source, self._context(env, env.metrics.options), env.metrics.options, backend
         )
@@ -178,6 +182,7 @@ class Session:
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.controllers.values()), return_exceptions=True)
+        await self.rollout_logs.close()
         self.journal.close()
 
     # ------------------------------------------------------------------ views

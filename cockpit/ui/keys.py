@@ -81,6 +81,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("log_end", "end", "log_end", "follow", "Log pane: jump to the end and follow", footer=False),
     ActionSpec("log_page_up", "pageup", "log_page(-1)", "page up", "Log pane: page up", footer=False),
     ActionSpec("log_page_down", "pagedown", "log_page(1)", "page down", "Log pane: page down", footer=False),
+    ActionSpec("log_next_match", "n", "log_match(1)", "next match", "Log pane: next filter match", footer=False),
+    ActionSpec(
+        "log_prev_match", "N", "log_match(-1)", "prev match", "Log pane: previous filter match", footer=False
+    ),
+    ActionSpec("log_wrap", "w", "log_wrap", "wrap", "Log pane: wrap long lines on/off", footer=False),
+    ActionSpec("log_time", "T", "log_time", "time", "Log pane: timestamps on/off", footer=False),
+    ActionSpec(
+        "log_save", "S", "log_save", "save logs", "Log pane: save the lines shown (filtered) to a file", footer=False
+    ),
 )
 
 BY_ID = {spec.id: spec for spec in ACTIONS}

@@ -55,6 +55,8 @@ class LogStyles:
     warn: Style
     error: Style
     envs: tuple[Style, ...]
+    match: Style  # a filter match inside a line
+    current: Style  # the match n/N moved to
 
     @classmethod
     def from_variables(cls, variables: dict[str, str], base: Style | None = None) -> LogStyles:
@@ -81,7 +83,47 @@ class LogStyles:
             warn=bg + colour("warn") + Style(bold=True),
             error=bg + colour("fail") + Style(bold=True),
             envs=tuple(bg + colour(f"env-{i}") for i in range(1, 7)),
+            match=_on(colour("accent", "#ffb000"), Style(bold=True, underline=True)),
+            current=Style(reverse=True, bold=True),
         )
+
+
+def _on(colour: Style, extra: Style) -> Style:
+    """The theme's ``colour`` as a background under dark text: a match reads as marked in
+    every theme, without depending on the pane's own background."""
+    return Style(bgcolor=colour.color, color="black") + extra
+
+
+def highlight(segments: list[Segment], pattern: re.Pattern[str], style: Style) -> list[Segment]:
+    """``segments`` with every non-empty match of ``pattern`` in their joined text restyled
+    (``style`` laid over the segment's own). The text is unchanged, only cut at the
+    matches' edges."""
+    plain = "".join(seg.text for seg in segments)
+    spans = [(m.start(), m.end()) for m in pattern.finditer(plain) if m.end() > m.start()]
+    if not spans:
+        return segments
+    out: list[Segment] = []
+    pos = 0  # character offset of the current segment's start
+    span = 0
+    for seg in segments:
+        text, seg_style = seg.text, seg.style
+        start, end = pos, pos + len(text)
+        cut = start
+        while span < len(spans) and spans[span][0] < end:
+            a, b = max(spans[span][0], cut), min(spans[span][1], end)
+            if a > cut:
+                out.append(Segment(text[cut - start : a - start], seg_style))
+            if b > a:
+                out.append(Segment(text[a - start : b - start], (seg_style or Style()) + style))
+            cut = max(cut, b)
+            if spans[span][1] <= end:
+                span += 1
+            else:
+                break
+        if cut < end:
+            out.append(Segment(text[cut - start :], seg_style))
+        pos = end
+    return out
 
 
 def readable(line: LogLine) -> tuple[float, str, str]:
@@ -129,15 +171,18 @@ def _short(value: object) -> str:
 
 
 class LogFormatter:
-    def __init__(self, styles: LogStyles, env_index: dict[str, int], show_env: bool) -> None:
+    def __init__(
+        self, styles: LogStyles, env_index: dict[str, int], show_env: bool, show_time: bool = True
+    ) -> None:
         self.styles = styles
         self.env_index = env_index
         self.show_env = show_env
+        self.show_time = show_time
 
     def segments(self, line: LogLine) -> list[Segment]:
         s = self.styles
         ts, level, message = readable(line)
-        out = [Segment(time.strftime("%H:%M:%S ", time.localtime(ts)), s.time)]
+        out = [Segment(time.strftime("%H:%M:%S ", time.localtime(ts)), s.time)] if self.show_time else []
         if self.show_env:
             env_style = s.envs[self.env_index.get(line.env, 0) % len(s.envs)]
             out.append(Segment(f"{line.env[:ENV_WIDTH]:<{ENV_WIDTH}} ", env_style))

@@ -1,7 +1,16 @@
 """Persistence behind one interface: the :class:`Store` the engine journals to, and
 :func:`open_store`, which picks the kind (SQLite today; PostgreSQL with pairing)."""
 
-from cockpit.engine.store.base import GENESIS, BrokenLink, JournalWriteError, Record, Store, chain_hash
+from cockpit.engine.store.base import (
+    GENESIS,
+    BrokenLink,
+    JournalWriteError,
+    KeptLine,
+    Record,
+    RolloutLog,
+    Store,
+    chain_hash,
+)
 from cockpit.engine.store.factory import StoreSettings, open_store, store_settings
 from cockpit.engine.store.sqlite import SQLiteStore, keep_aside
 
@@ -9,7 +18,9 @@ __all__ = [
     "GENESIS",
     "BrokenLink",
     "JournalWriteError",
+    "KeptLine",
     "Record",
+    "RolloutLog",
     "SQLiteStore",
     "Store",
     "StoreSettings",

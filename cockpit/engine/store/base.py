@@ -11,12 +11,19 @@ store (:mod:`cockpit.engine.store.sqlite`) is the one kind today, and a PostgreS
 * text is redacted (:func:`cockpit.secrets.redact`) before it is stored;
 * records are hash-chained with :func:`chain_hash`, so :meth:`Store.verify` finds a
   rewrite and :meth:`Store.head` means the same thing in every store.
+
+Beside the records, a store keeps each rollout's canary log lines (:class:`RolloutLog`,
+:class:`KeptLine`): the evidence of an abort, which the live log rings lose within
+minutes. They are bounded (the newest lines of a rollout, the newest rollouts of an
+environment), redacted like everything else, and - unlike records - pruned: they are
+evidence kept for a while, not the record of who did what.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
@@ -85,6 +92,38 @@ class Record:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class KeptLine:
+    """One canary log line kept with its rollout; ``seq`` numbers the rollout's lines
+    from 1 in the order they arrived (a gap means lines were dropped to stay bounded)."""
+
+    seq: int
+    ts: float
+    source: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RolloutLog:
+    """A rollout whose canary lines are kept: from the journal record that started it
+    (``first_record``) until it ended (``ended_ts``, ``outcome`` its phase then: Healthy,
+    Aborted, Degraded; both empty while it runs)."""
+
+    id: int
+    service: str
+    env: str
+    target_version: str
+    started_ts: float
+    first_record: int
+    ended_ts: float | None
+    outcome: str
+    lines_seen: int  # canary lines the rollout produced; more than kept when bounded
+
+    @property
+    def finished(self) -> bool:
+        return self.ended_ts is not None
+
+
 def chain_hash(previous: str, values: tuple[object, ...]) -> str:
     """SHA-256 of the previous record's hash and this record's canonical content: every
     column in :data:`COLUMNS` order, as compact JSON (floats round-trip exactly)."""
@@ -139,9 +178,11 @@ class Store(Protocol):
         limit: int = 200,
         text: str | None = None,
         after_id: int = 0,
+        before_id: int | None = None,
     ) -> list[Record]:
         """The newest ``limit`` records (oldest first), optionally filtered; ``text`` is a
-        substring of the action, reason, detail, user or outcome."""
+        substring of the action, reason, detail, user or outcome; ids strictly between
+        ``after_id`` and ``before_id`` (when given)."""
         ...
 
     def last_snapshot(self, service: str, env: str) -> Record | None:
@@ -158,6 +199,32 @@ class Store(Protocol):
 
     def head(self) -> str:
         """The hash of the newest record (:data:`GENESIS` when empty)."""
+        ...
+
+    def open_rollout_log(
+        self, service: str, env: str, target_version: str, first_record: int, ts: float, retain: int = 20
+    ) -> int:
+        """Start keeping the canary lines of a rollout of ``env`` that began with record
+        ``first_record``; returns its id (0 when read-only). Only the newest ``retain``
+        rollouts of ``env`` keep their lines: older ones are dropped here."""
+        ...
+
+    def keep_rollout_lines(self, log_id: int, lines: Sequence[KeptLine], keep: int) -> None:
+        """Add ``lines`` (redacted before they are written) to rollout ``log_id`` in one
+        transaction, then drop its oldest beyond the newest ``keep``."""
+        ...
+
+    def close_rollout_log(self, log_id: int, outcome: str, ts: float, lines_seen: int) -> None:
+        """The rollout ended in ``outcome`` (its phase) at ``ts``, after ``lines_seen`` lines."""
+        ...
+
+    def rollout_log_for(self, service: str, env: str, record_id: int) -> RolloutLog | None:
+        """The rollout record ``record_id`` of ``env`` belongs to: the newest one that started
+        at or before it, or None."""
+        ...
+
+    def rollout_log_lines(self, log_id: int) -> list[KeptLine]:
+        """The kept lines of rollout ``log_id``, in the order they arrived."""
         ...
 
     def close(self) -> None:

@@ -25,12 +25,21 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from cockpit.engine.state import Revision
-from cockpit.engine.store.base import COLUMNS, GENESIS, BrokenLink, JournalWriteError, Record, chain_hash
+from cockpit.engine.store.base import (
+    COLUMNS,
+    GENESIS,
+    BrokenLink,
+    JournalWriteError,
+    KeptLine,
+    Record,
+    RolloutLog,
+    chain_hash,
+)
 from cockpit.engine.store.sqlite_schema import COLUMN_LIST, TRIGGERS, migrate, schema_version
 from cockpit.engine.store.sqlite_schema import rollback as _rollback
 from cockpit.secrets import redact
@@ -269,10 +278,14 @@ class SQLiteStore:
         limit: int = 200,
         text: str | None = None,
         after_id: int = 0,
+        before_id: int | None = None,
     ) -> list[Record]:
         """The newest ``limit`` records (oldest first), optionally filtered."""
         where: list[str] = ["id > ?"]
         args: list[int | str] = [after_id]  # the query's parameters, in placeholder order
+        if before_id is not None:
+            where.append("id < ?")
+            args.append(before_id)
         if service:
             where.append("service = ?")
             args.append(service)
@@ -342,6 +355,78 @@ class SQLiteStore:
         with self._lock:
             row = self._db.execute("SELECT hash FROM journal ORDER BY id DESC LIMIT 1").fetchone()
         return str(row[0]) if row else GENESIS
+
+    # ------------------------------------------------------------------ rollout logs
+
+    def open_rollout_log(
+        self, service: str, env: str, target_version: str, first_record: int, ts: float, retain: int = 20
+    ) -> int:
+        if self.read_only:
+            return 0
+        row = (redact(service), redact(env), redact(target_version), float(ts), int(first_record))
+
+        def work() -> int:
+            cursor = self._db.execute(
+                "INSERT INTO rollout_logs (service, env, target_version, started_ts, first_record)"
+                " VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+            # Bounded across rollouts too: the lines of all but the newest ``retain`` go.
+            self._db.execute(
+                "DELETE FROM rollout_log_lines WHERE rollout IN (SELECT id FROM rollout_logs"
+                " WHERE service = ? AND env = ? ORDER BY id DESC LIMIT -1 OFFSET ?)",
+                (row[0], row[1], max(1, retain)),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return self._write(f"the start of the {env} rollout log", work)
+
+    def keep_rollout_lines(self, log_id: int, lines: Sequence[KeptLine], keep: int) -> None:
+        if self.read_only or not log_id or not lines:
+            return
+        rows = [(log_id, line.seq, float(line.ts), redact(line.source), redact(line.text)) for line in lines]
+
+        def work() -> None:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO rollout_log_lines (rollout, seq, ts, source, text) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute(
+                "DELETE FROM rollout_log_lines WHERE rollout = ? AND seq <= ?",
+                (log_id, max(line.seq for line in lines) - max(1, keep)),
+            )
+
+        self._write(f"{len(rows)} rollout log lines", work)
+
+    def close_rollout_log(self, log_id: int, outcome: str, ts: float, lines_seen: int) -> None:
+        if self.read_only or not log_id:
+            return
+        self._write(
+            "the end of a rollout log",
+            lambda: self._db.execute(
+                "UPDATE rollout_logs SET ended_ts = ?, outcome = ?, lines_seen = ? WHERE id = ?",
+                (float(ts), redact(outcome), int(lines_seen), log_id),
+            ),
+        )
+
+    def rollout_log_for(self, service: str, env: str, record_id: int) -> RolloutLog | None:
+        with self._lock, contextlib.suppress(sqlite3.OperationalError):  # a journal not yet migrated
+            row = self._db.execute(
+                "SELECT id, service, env, target_version, started_ts, first_record, ended_ts, outcome,"
+                " lines_seen FROM rollout_logs WHERE service = ? AND env = ? AND first_record <= ?"
+                " ORDER BY first_record DESC, id DESC LIMIT 1",
+                (service, env, record_id),
+            ).fetchone()
+            return RolloutLog(*row) if row else None
+        return None
+
+    def rollout_log_lines(self, log_id: int) -> list[KeptLine]:
+        with self._lock, contextlib.suppress(sqlite3.OperationalError):
+            rows = self._db.execute(
+                "SELECT seq, ts, source, text FROM rollout_log_lines WHERE rollout = ? ORDER BY seq", (log_id,)
+            ).fetchall()
+            return [KeptLine(*row) for row in rows]
+        return []
 
     def iter_json(self, **filters: object) -> Iterator[str]:
         for record in self.records(**filters):  # type: ignore[arg-type]

@@ -81,8 +81,43 @@ def _add_hash_chain(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+ROLLOUT_LOG_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rollout_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL,
+    env TEXT NOT NULL,
+    target_version TEXT NOT NULL,
+    started_ts REAL NOT NULL,
+    first_record INTEGER NOT NULL,
+    ended_ts REAL,
+    outcome TEXT NOT NULL DEFAULT '',
+    lines_seen INTEGER NOT NULL DEFAULT 0
+)""",
+    "CREATE INDEX IF NOT EXISTS rollout_logs_env ON rollout_logs(service, env, first_record)",
+    """CREATE TABLE IF NOT EXISTS rollout_log_lines (
+    rollout INTEGER NOT NULL REFERENCES rollout_logs(id),
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    source TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (rollout, seq)
+) WITHOUT ROWID""",
+)
+
+
+def _add_rollout_logs(db: sqlite3.Connection) -> None:
+    """2 -> 3: the canary log lines kept with each rollout (not part of the hash chain:
+    they are bounded evidence, pruned as rollouts pass, not records)."""
+    for statement in ROLLOUT_LOG_SCHEMA:
+        db.execute(statement)
+
+
 # Numbered migrations: MIGRATIONS[n] moves a journal from version n to n + 1. Append only.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_v0, _add_hash_chain)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_v0,
+    _add_hash_chain,
+    _add_rollout_logs,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

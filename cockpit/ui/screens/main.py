@@ -472,5 +472,27 @@ class MainScreen(Screen[None]):
     def action_log_page(self, direction: int) -> None:
         self.query_one(LogPane).page(direction)
 
+    def action_log_match(self, direction: int) -> None:
+        problem = self.query_one(LogPane).jump(direction)
+        if problem:
+            self.notify(problem, timeout=2.5)
+
+    def action_log_wrap(self) -> None:
+        wrapped = self.query_one(LogPane).toggle_wrap()
+        self.notify(f"log lines {'wrap' if wrapped else 'scroll sideways'}", timeout=1.5)
+
+    def action_log_time(self) -> None:
+        shown = self.query_one(LogPane).toggle_time()
+        self.notify(f"log timestamps {'shown' if shown else 'hidden'}", timeout=1.5)
+
+    def action_log_save(self) -> None:
+        directory = self.cockpit.session.state_dir / "saved-logs"
+        try:
+            path, count = self.query_one(LogPane).save(directory)
+        except OSError as err:
+            self.notify(f"logs not saved: {err.strerror or err} ({directory})", severity="error")
+            return
+        self.notify(f"{count:,} log lines saved to {path} (readable by you only)", title="logs saved", timeout=8)
+
     async def action_quit(self) -> None:
         await self.cockpit.action_quit()

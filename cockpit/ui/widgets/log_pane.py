@@ -3,9 +3,17 @@
 Modes (``l`` cycles): the focused environment, all environments merged by time,
 split side by side, hidden. The screen's refresh timer calls :meth:`flush` once
 per tick; each view indexes its new lines in one batch.
+
+The filter's matches are marked in the lines; ``n``/``N`` move between them, ``w``
+folds long lines, ``T`` hides the timestamps, ``S`` saves what the pane shows (under
+its filter) to a private file.
 """
 
 from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
 
 from textual import events
 from textual.app import ComposeResult
@@ -15,7 +23,10 @@ from textual.message import Message
 from textual.widgets import Input, Static
 
 from cockpit.engine.logbuffer import LogHub
+from cockpit.model import LogLine
+from cockpit.secrets import redact
 from cockpit.ui.config import LOG_MODES, LogMode
+from cockpit.ui.logformat import CONTROL
 from cockpit.ui.widgets.log_view import LogFilter, LogView
 
 
@@ -44,6 +55,9 @@ class LogPane(Vertical):
         self.env = env
         self.filter: LogFilter | None = None
         self.filter_error: str | None = None
+        self.wrap = False
+        self.show_time = True
+        self.match: tuple[int, int] | None = None  # (place, count) of the n/N match shown
         self._status: Content | None = None
 
     def compose(self) -> ComposeResult:
@@ -77,9 +91,11 @@ class LogPane(Vertical):
         self.set_class(self.mode == "hidden", "-hidden")
         holder = self.query_one("#log-views", Horizontal)
         holder.remove_children()
-        holder.mount_all(
-            LogView(self.hub.buffers, group, self.env_index, self.filter) for group in self._groups()
-        )
+        views = [LogView(self.hub.buffers, group, self.env_index, self.filter) for group in self._groups()]
+        for view in views:
+            view.wrap, view.show_time = self.wrap, self.show_time
+        holder.mount_all(views)
+        self.match = None
         self.update_status()
 
     def set_mode(self, mode: LogMode) -> None:
@@ -133,6 +149,7 @@ class LogPane(Vertical):
         self.filter_error = None
         box.remove_class("-invalid")
         self.filter = parsed
+        self.match = None
         for view in self.views:
             view.set_filter(parsed)
         self.update_status()
@@ -171,6 +188,63 @@ class LogPane(Vertical):
             view.page(direction)
         self.update_status()
 
+    # ------------------------------------------------------------------ matches, wrap, timestamps, save
+
+    def jump(self, direction: int) -> str | None:
+        """Move to the next (1) or previous (-1) match in the first view that has one;
+        returns why nothing moved, or None."""
+        if self.filter is None:
+            return "no filter: press / and type what to look for"
+        for view in self.views:
+            found = view.jump(direction)
+            if found is not None:
+                self.match = found
+                self.update_status()
+                return None
+        self.match = None
+        self.update_status()
+        return f"no line shown matches {self.filter.text}"
+
+    def toggle_wrap(self) -> bool:
+        self.wrap = not self.wrap
+        for view in self.views:
+            view.set_wrap(self.wrap)
+        self.update_status()
+        return self.wrap
+
+    def toggle_time(self) -> bool:
+        self.show_time = not self.show_time
+        for view in self.views:
+            view.set_show_time(self.show_time)
+        self.update_status()
+        return self.show_time
+
+    def save(self, directory: Path) -> tuple[Path, int]:
+        """Write the lines the pane holds, under its filter, to a new file in ``directory``
+        named after what it shows and when; returns the path and how many lines. The file
+        is created 0600 (logs can say more than their author meant) and never overwrites
+        one; known secret values are masked. Raises OSError when it cannot be written."""
+        name = {"focused": self.env, "merged": "all", "split": "split", "hidden": self.env}[self.mode]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = directory / f"{name}-{stamp}.log"
+        n = 1
+        while path.exists():
+            path = directory / f"{name}-{stamp}-{n}.log"
+            n += 1
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        count = 0
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            header = f"# cockpit logs: {name}, saved {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
+            if self.filter is not None:
+                header += f", filter {self.filter.text}"
+            out.write(redact(header) + "\n")
+            for view in self.views:
+                for line in view.lines():
+                    out.write(saved_line(line))
+                    count += 1
+        return path, count
+
     def update_status(self) -> None:
         views = self.views
         where = {"focused": self.env, "merged": "all environments", "split": "split", "hidden": "hidden"}[
@@ -188,6 +262,12 @@ class LogPane(Vertical):
                 parts.append((f"  ▼ {new:,} new lines (End follows)", "$warn"))
         if self.filter is not None:
             parts.append((f"  filter {self.filter.text}", "$accent"))
+            if self.match is not None:
+                parts.append((f"  match {self.match[0]:,}/{self.match[1]:,} (n/N)", "$accent"))
+        if self.wrap:
+            parts.append(("  wrap", "$foreground 55%"))
+        if not self.show_time:
+            parts.append(("  no timestamps", "$foreground 55%"))
         if self.filter_error:
             parts.append((f"  ✗ {self.filter_error}", "$fail bold"))
         dropped = sum(v.dropped for v in views)
@@ -199,3 +279,10 @@ class LogPane(Vertical):
             # One row, always: no layout pass (a relayout of the whole screen at every
             # refresh would cost more than drawing the logs).
             self.query_one("#log-status", Static).update(status, layout=False)
+
+
+def saved_line(line: LogLine) -> str:
+    """One line of a saved log: full date and time, environment, source, the raw text
+    (control characters stripped, secrets masked)."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(line.ts)) + f".{int(line.ts % 1 * 1000):03d}"
+    return redact(f"{when} {line.env} {line.source}: {CONTROL.sub('', line.text)}") + "\n"

@@ -7,16 +7,25 @@ indexed in one batch per refresh (``flush``), so a flood costs one repaint per
 refresh however many lines arrived. Memory is bounded by the index length and the
 render cache, both capped.
 
-Follow: the view sticks to the end while it is scrolled to the end; scrolled up, it
-stays on the same lines (even as old ones fall off the ring) and counts the lines
-arriving below.
+Follow: the view sticks to the end until the *user* scrolls up (page up, the wheel,
+the scrollbar, ``n``/``N``); ``End`` (or scrolling back to the bottom) resumes it. It is
+a flag, not "is the view at its end right now": a resize, the filter input opening
+under the view, or a mode change moves the end, and must not silently stop the tail.
+Scrolled up, the view stays on the same lines (even as old ones fall off the ring) and
+counts the lines arriving below.
+
+Wrap: long lines fold onto the next rows. The view still scrolls by *lines* (row ``y``
+of the virtual size is line ``y``); while following, the rows are laid out from the
+last line upwards so the newest line is always on screen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -26,7 +35,7 @@ from textual.strip import Strip
 
 from cockpit.engine.logbuffer import LogBuffer
 from cockpit.model import LogLine
-from cockpit.ui.logformat import LogFormatter, LogStyles
+from cockpit.ui.logformat import LogFormatter, LogStyles, highlight
 
 K = 8  # index keys are number * K + source; a plan has at most 6 environments
 CACHE_LIMIT = 1000  # rendered lines kept per view; a screen shows well under 100
@@ -84,6 +93,12 @@ class LogView(ScrollView, can_focus=False):
         self._formatter: LogFormatter | None = None
         self._cache: dict[int, Strip] = {}
         self._max_width = 0
+        self._follow = True  # stick to the tail; only the user scrolling up clears it
+        self._moving = 0  # >0 while the view scrolls itself (not the user)
+        self.wrap = False
+        self.show_time = True
+        self.current: int | None = None  # index key of the match n/N moved to
+        self._wrapped: tuple[tuple[object, ...], list[Strip]] | None = None
         self.set_sources(sources)
 
     # ------------------------------------------------------------------ sources and filter
@@ -98,7 +113,9 @@ class LogView(ScrollView, can_focus=False):
         self._formatter = None
         self._cache.clear()
         self.new_lines = 0
+        self.current = None
         self._set_virtual_size(Size(0, 0))
+        # Other lines (another environment, a new filter): shown from their newest, followed.
         self.flush(follow=True)
         self.refresh()  # even when the new sources hold nothing: the old lines must go
 
@@ -110,9 +127,31 @@ class LogView(ScrollView, can_focus=False):
 
     def theme_changed(self) -> None:
         self._styles = None
+        self._restyle()
+
+    def _restyle(self) -> None:
+        """Forget every rendered line (the theme, wrap or timestamps changed)."""
         self._formatter = None
         self._cache.clear()
+        self._max_width = 0
+        self._wrapped = None
         self.refresh()
+
+    def set_wrap(self, wrap: bool) -> None:
+        if wrap == self.wrap:
+            return
+        self.wrap = wrap
+        with self._self_moving():
+            self.scroll_to(x=0, animate=False, immediate=True, force=True)
+            self._set_virtual_size(Size(0 if wrap else self._max_width, len(self._index)))
+        self._restyle()
+        if self._follow:
+            self.follow()
+
+    def set_show_time(self, show: bool) -> None:
+        if show != self.show_time:
+            self.show_time = show
+            self._restyle()
 
     @property
     def dropped(self) -> int:
@@ -124,7 +163,41 @@ class LogView(ScrollView, can_focus=False):
 
     @property
     def following(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y
+        return self._follow
+
+    # ------------------------------------------------------------------ follow
+
+    @contextlib.contextmanager
+    def _self_moving(self) -> Iterator[None]:
+        """Scrolls made inside are the view's own (a flush, a resize), not the user's."""
+        self._moving += 1
+        try:
+            yield
+        finally:
+            self._moving -= 1
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if not self._moving:
+            # The user scrolled (wheel, scrollbar): follow only from the bottom.
+            self._follow = new_value >= self.max_scroll_y
+            if self._follow:
+                self.new_lines = 0
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        before = (self.size, self.container_size)
+        with self._self_moving():
+            changed = super()._size_updated(size, virtual_size, container_size, layout)
+        if self._follow and (self.size, self.container_size) != before:
+            # The end moved under the view (resize, the filter box opening): stay on it.
+            self._wrapped = None
+            self.call_after_refresh(self._stick_to_end)
+        return changed
+
+    def _stick_to_end(self) -> None:
+        if self._follow and self.scroll_y != self.max_scroll_y:
+            with self._self_moving():
+                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
 
     # ------------------------------------------------------------------ indexing
 
@@ -168,7 +241,7 @@ class LogView(ScrollView, can_focus=False):
 
     def flush(self, follow: bool | None = None) -> int:
         """Index what arrived; returns the number of lines added to the view."""
-        at_end = self.following if follow is None else follow
+        at_end = self._follow if follow is None else follow
         index = self._index
         before = len(index)
         keys = self._new_keys()
@@ -181,15 +254,19 @@ class LogView(ScrollView, can_focus=False):
             return 0
         if len(self._cache) > CACHE_LIMIT:
             self._cache.clear()
-        self._set_virtual_size(Size(self._max_width, len(index)))
-        if at_end:
-            self.new_lines = 0
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
-        else:
-            self.new_lines += added
-            if removed:
-                # Keep the same lines in view while old ones fall off the front.
-                self.scroll_to(y=max(0, self.scroll_y - removed), animate=False, immediate=True, force=True)
+        with self._self_moving():
+            self._set_virtual_size(Size(0 if self.wrap else self._max_width, len(index)))
+            if at_end:
+                self._follow = True
+                self.new_lines = 0
+                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
+            else:
+                self.new_lines += added
+                if removed:
+                    # Keep the same lines in view while old ones fall off the front.
+                    self.scroll_to(
+                        y=max(0, self.scroll_y - removed), animate=False, immediate=True, force=True
+                    )
         self.refresh()
         return added
 
@@ -239,29 +316,79 @@ class LogView(ScrollView, can_focus=False):
         if self._formatter is None:
             if self._styles is None:
                 self._styles = LogStyles.from_variables(self.app.theme_variables, self.rich_style)
-            self._formatter = LogFormatter(self._styles, self.env_index, show_env=len(self.sources) > 1)
+            self._formatter = LogFormatter(
+                self._styles, self.env_index, show_env=len(self.sources) > 1, show_time=self.show_time
+            )
         return self._formatter
+
+    def _strip(self, key: int) -> Strip:
+        """The rendered line of index ``key``: cached, matches marked, the n/N match reversed."""
+        if key == self.current:
+            return self._render_key(key)  # not cached: it changes with every n/N
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._cache[key] = self._render_key(key)
+            if strip.cell_length > self._max_width:
+                self._max_width = strip.cell_length
+        return strip
+
+    def _render_key(self, key: int) -> Strip:
+        formatter = self._ensure_styles()
+        line = self._rings[key % K].get(key // K)
+        if line is None:
+            return Strip([Segment("… line dropped from the buffer", formatter.styles.dim)])
+        segments = formatter.segments(line)
+        if self.filter is not None:
+            mark = formatter.styles.current if key == self.current else formatter.styles.match
+            segments = highlight(segments, self.filter.pattern, mark)
+        return Strip(segments)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
-        formatter = self._ensure_styles()
-        base = formatter.styles.base
+        base = self._ensure_styles().styles.base
+        if self.wrap:
+            region = self.scrollable_content_region
+            rows = self._wrapped_rows(scroll_y, region.width, region.height)
+            return rows[y].extend_cell_length(width, base) if y < len(rows) else Strip.blank(width, base)
         row = scroll_y + y
         if row >= len(self._index):
             return Strip.blank(width, base)
-        key = self._index[row]
-        strip = self._cache.get(key)
-        if strip is None:
-            line = self._rings[key % K].get(key // K)
-            if line is None:
-                strip = Strip([Segment("… line dropped from the buffer", formatter.styles.dim)])
-            else:
-                strip = Strip(formatter.segments(line))
-            self._cache[key] = strip
-            if strip.cell_length > self._max_width:
-                self._max_width = strip.cell_length
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+        return self._strip(self._index[row]).crop_extend(scroll_x, scroll_x + width, base)
+
+    def _wrapped_rows(self, top: int, width: int, height: int) -> list[Strip]:
+        """The screen's rows with long lines folded: from line ``top`` down, or - while
+        following - from the last line up, so the tail is on screen however lines fold.
+        Laid out once per frame (render_line asks row by row)."""
+        index = self._index
+        tail = index[-1] if index else -1
+        shape = (top, width, height, len(index), tail, self._follow, self.current)
+        if self._wrapped is not None and self._wrapped[0] == shape:
+            return self._wrapped[1]
+        width = max(1, width)
+        rows: list[Strip] = []
+        if self._follow:
+            row = len(index) - 1
+            while row >= 0 and len(rows) < height:
+                rows[:0] = self._fold(self._strip(index[row]), width)
+                row -= 1
+            rows = rows[-height:] if height else []
+        else:
+            row = top
+            while row < len(index) and len(rows) < height:
+                rows += self._fold(self._strip(index[row]), width)
+                row += 1
+            rows = rows[:height]
+        self._wrapped = (shape, rows)
+        return rows
+
+    @staticmethod
+    def _fold(strip: Strip, width: int) -> list[Strip]:
+        length = strip.cell_length
+        if length <= width:
+            return [strip]
+        # divide() keeps the pieces up to the last cut: the last cut is the line's end.
+        return list(strip.divide([*range(width, length, width), length]))
 
     def line_text(self, row: int) -> str:
         """The plain text shown on ``row`` (tests and copy)."""
@@ -273,15 +400,77 @@ class LogView(ScrollView, can_focus=False):
             return ""
         return "".join(seg.text for seg in self._ensure_styles().segments(line))
 
+    def lines(self) -> Iterator[LogLine]:
+        """The lines the view holds (under its filter), oldest first: what a save writes."""
+        for key in list(self._index):
+            line = self._rings[key % K].get(key // K)
+            if line is not None:
+                yield line
+
     def follow(self) -> None:
+        self._follow = True
         self.new_lines = 0
-        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
+        self.current = None
+        with self._self_moving():
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
+        self._wrapped = None
+        self.refresh()
 
     def page(self, direction: int) -> None:
         height = max(1, self.scrollable_content_region.height - 1)
-        self.scroll_to(
-            y=max(0, min(self.max_scroll_y, self.scroll_y + direction * height)),
-            animate=False,
-            immediate=True,
-            force=True,
-        )
+        target = max(0, min(int(self.max_scroll_y), int(self.scroll_y) + direction * height))
+        self._scroll_by_user(target)
+
+    def _scroll_by_user(self, target: int) -> None:
+        """Scroll to row ``target`` as the user asked: follow stops unless it is the end."""
+        if self._follow and target < self.max_scroll_y:
+            # Where the tail was shown from, so paging up from a wrapped tail moves up.
+            self._follow = False
+        with self._self_moving():
+            self.scroll_to(y=target, animate=False, immediate=True, force=True)
+        if target >= self.max_scroll_y:
+            self._follow = True
+            self.new_lines = 0
+        self._wrapped = None
+        self.refresh()
+
+    # ------------------------------------------------------------------ matches (n / N)
+
+    def _match_rows(self) -> list[int]:
+        if self.filter is None:
+            return []
+        pattern = self.filter.pattern
+        return [row for row in range(len(self._index)) if pattern.search(self.line_text(row))]
+
+    def jump(self, direction: int) -> tuple[int, int] | None:
+        """Move to the next (``direction`` 1) or previous (-1) line whose shown text matches
+        the filter; returns (its 1-based place among the matches, how many), or None when
+        nothing matches. Starts from the match shown last, else from the screen's edge."""
+        rows = self._match_rows()
+        if not rows:
+            return None
+        height = max(1, self.scrollable_content_region.height)
+        current_row = self._row_of(self.current)
+        if current_row is None:
+            top = self.max_scroll_y if self._follow else int(self.scroll_y)
+            current_row = top - 1 if direction > 0 else top + height
+        if direction > 0:
+            picked = next((r for r in rows if r > current_row), rows[0])
+        else:
+            picked = next((r for r in reversed(rows) if r < current_row), rows[-1])
+        self.current = self._index[picked]
+        # A jump is the user reading: the tail must not carry the match away.
+        self._follow = False
+        if not int(self.scroll_y) <= picked < int(self.scroll_y) + height:
+            self._scroll_by_user(max(0, min(int(self.max_scroll_y), picked - height // 2)))
+            self._follow = False
+        self._wrapped = None
+        self.refresh()
+        return rows.index(picked) + 1, len(rows)
+
+    def _row_of(self, key: int | None) -> int | None:
+        if key is None:
+            return None
+        with contextlib.suppress(ValueError):
+            return self._index.index(key)
+        return None
