@@ -22,8 +22,8 @@ from cockpit.engine.commands import Command, Rollback, SetWeight, StartRollout
 from cockpit.engine.controller import EnvironmentController, TransitionListener
 from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.logbuffer import LogHub
-from cockpit.engine.state import Activity
 from cockpit.engine.rollout_logs import RolloutLogKeeper
+from cockpit.engine.state import Activity
 from cockpit.engine.store import Store, open_store
 from cockpit.engine.views import BLUE_GREEN, ActionResult, EnvView
 from cockpit.identity import current_user
