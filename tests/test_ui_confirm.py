@@ -23,7 +23,8 @@ class ModalHost(App[None]):
         return {"fail": "red", "warn": "yellow", "ok": "green"}
 
     def on_mount(self) -> None:
-        self.push_screen(ConfirmScreen("production", "start a rollout of 1.2.0"), self.result.append)
+        # No cockpit here to watch: this tests the keys alone.
+        self.push_screen(ConfirmScreen("production", "start a rollout of 1.2.0", watch=False), self.result.append)
 
 
 def burst(app: App[None], text: str) -> None:
