@@ -58,8 +58,10 @@ class EnvSnapshot:
             out.append(f"phase {self.phase.value} → {now.phase.value}")
         if now.epoch != self.epoch or now.target != self.target:
             before, after = self.target or "none", now.target or "none"
-            same = before == after
-            out.append(f"rollout {before} → {after}" + (" (ended or restarted)" if same else ""))
+            if before == after:  # the epoch moved: aborted, retried or rolled back meanwhile
+                out.append(f"the rollout of {before} ended or was restarted")
+            else:
+                out.append(f"rollout {before} → {after}")
         if now.step != self.step:
             out.append(f"step {self.step} → {now.step}")
         if now.weight != self.weight:
