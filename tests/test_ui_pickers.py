@@ -14,6 +14,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, OptionList, Static
 
+import tests.ui_fixtures
 from cockpit.engine.commands import Abort, Promote, SetWeight, StartRollout
 from cockpit.engine.state import Phase
 from cockpit.ui.app import CockpitApp
@@ -25,7 +26,7 @@ from cockpit.ui.screens.pickers import RevisionPicker, VersionPicker, newest_fir
 from cockpit.ui.screens.summary import StartSummary
 from cockpit.ui.screens.weight import WeightPicker, type_digit
 from cockpit.ui.versions import is_older
-from tests.ui_fixtures import SIZE, make_app, make_session, started, wait_for
+from tests.ui_fixtures import SIZE, make_app, make_session, plan_text, started, wait_for
 
 
 def text_of(app: CockpitApp, selector: str) -> str:
@@ -393,3 +394,37 @@ def test_versions_compare_carefully() -> None:
     assert is_older("sha-3f9c2e1", "1.0.0") is None  # cannot tell: no hint at all
     assert newest_first(["1.0.0", "1.10.0", "1.9.0"]) == ["1.10.0", "1.9.0", "1.0.0"]
     assert newest_first(["main-a", "main-b"]) == ["main-b", "main-a"]  # the backend's order, newest last
+
+
+# --------------------------------------------------------------------------- a strategy per environment
+
+OWN_STRATEGY = """
+  [environments.strategy.canary]
+  steps = [{ set_weight = 30 }, { analysis = { checks = ["success-rate"] } }, { pause = {} }]
+"""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("driver", ["machine", "mirror"])
+async def test_each_driver_walks_the_environments_own_strategy(
+    tmp_path: Path, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production's own steps are what its driver walks (cockpit or platform), what the
+    summary lists; dev keeps the plan's."""
+    monkeypatch.setattr(tests.ui_fixtures, "DRIVER", driver)
+    text = plan_text()
+    at = text.index("[strategy.canary]")
+    session = make_session(tmp_path, text[:at] + OWN_STRATEGY.replace("  [environments.", "[environments.") + text[at:])
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: started(app), what="session start")
+        assert session.view("production").steps == ("set weight 30%", "analysis success-rate", "pause")
+        assert len(session.view("dev").steps) == 5
+        assert (await session.submit("production", StartRollout("1.1.0"), "own steps")).ok
+        await wait_for(
+            pilot,
+            lambda: session.view("production").rollout.phase is Phase.PAUSED,
+            what="production paused after its own analysis",
+        )
+        assert session.view("production").rollout.weight == 30
+        assert session.view("production").rollout.step_label == "3/3"
