@@ -181,6 +181,32 @@ async def test_stale_check_runs_at_enter_not_only_on_the_timer(tmp_path: Path) -
 
 
 @pytest.mark.asyncio
+async def test_changed_and_changed_back_is_still_stale(tmp_path: Path) -> None:
+    """20 % -> 40 % -> 20 %: the same numbers, not the state the person decided on."""
+    app = make_app(make_session(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: started(app), what="session start")
+        await production_paused(pilot, app, "1.1.0")
+        await pilot.press("plus")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        modal = app.screen
+        assert (await app.session.submit("production", SetWeight(40), "bob")).ok
+        await wait_for(pilot, lambda: modal.stale, what="stale")
+        assert (await app.session.submit("production", SetWeight(20), "bob, undoing")).ok
+        await wait_for(pilot, lambda: app.session.view("production").rollout.weight == 20, what="back at 20%")
+        await pilot.pause(0.6)  # two looks of the watch at the state that equals the old one
+        assert modal.stale and "weight 20% → 40%" in text_of(app, "#stale")
+        assert "-shown" in modal.query_one("#stale").classes  # still said, not hidden
+        await pilot.press(*"production", "enter", *"more", "enter")
+        await pilot.pause(0.2)
+        assert app.screen is modal
+        assert [r.reason for r in records(app, "production", "set-weight") if r.outcome == "ok"] == [
+            "bob",
+            "bob, undoing",
+        ]
+
+
+@pytest.mark.asyncio
 async def test_abort_stays_possible_while_its_rollout_moves_on(tmp_path: Path) -> None:
     """The emergency brake is not taken away because the weight moved while the reason
     was typed; the warning says what moved, the abort still goes through."""
