@@ -157,7 +157,7 @@ def test_readme_walkthrough_on_production(cockpit_in_tmux: Tmux) -> None:
     tui.wait("the version picker", lambda: "Start a rollout on production" in tui.screen(), 10)
     tui.keys("Enter")  # 1.2.0, the newest
     tui.wait("the summary in the modal", lambda: "production  1.0.0 → 1.2.0" in tui.screen(), 10)
-    assert "pause until promoted (p)" in tui.screen()
+    assert "steps (5)" in tui.screen()
     confirm_protected(tui, "e2e: ship 1.2.0")
     tui.wait("the canary of 1.2.0", lambda: "canary 1.2.0" in production(), 20)
     tui.wait("analysis to abort 1.2.0", lambda: "Aborted" in production(), 30)

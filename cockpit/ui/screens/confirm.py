@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Button, Input, Label, Static
 
-from cockpit.engine.commands import Abort, Command, StartRollout
+from cockpit.engine.commands import Abort, Command, Pause, StartRollout
 from cockpit.ui.host import CockpitHost
 from cockpit.ui.screens.modal import EnvSnapshot, WatchedModal
 from cockpit.ui.screens.summary import start_summary
@@ -73,7 +73,7 @@ class ConfirmScreen(WatchedModal[str | None]):
             )
             if isinstance(self.command, StartRollout) and self.watching:
                 view = cast(CockpitHost, self.app).session.view(self.env)
-                yield Static(start_summary(view, self.command.version), id="summary")
+                yield Static(start_summary(view, self.command.version, compact=True), id="summary")
             if self.need_name:
                 yield Label(f"Type the environment's name ({self.env}) to confirm")
                 yield Input(placeholder=self.env, id="name")
@@ -90,9 +90,10 @@ class ConfirmScreen(WatchedModal[str | None]):
         self.query_one("#name" if self.need_name else "#reason", Input).focus()
 
     def blocks(self, opened: EnvSnapshot, now: EnvSnapshot) -> bool:
-        if isinstance(self.command, Abort):
-            # The emergency brake must not be taken away because the canary moved a step
-            # while the reason was typed; only when the rollout it was meant for is over.
+        if isinstance(self.command, Abort | Pause):
+            # The brakes must not be taken away because the canary moved a step while the
+            # reason was typed (a progressing rollout moves by itself); only when the
+            # rollout they were meant for is over or replaced.
             return not opened.same_rollout(now)
         return True
 

@@ -148,7 +148,9 @@ class WatchedModal(CockpitModal[ResultType]):
         if changed == self.changed:
             return
         self.changed = changed
-        self.stale = self.stale or (bool(changed) and self.blocks(self.opened_on, now))
+        # Once stale, ``changed`` stays non-empty (see above) and ``blocks`` stays true: an
+        # abort's rollout cannot come back, epochs only grow.
+        self.stale = bool(changed) and self.blocks(self.opened_on, now)
         self._show_changes()
         self.on_stale()
 

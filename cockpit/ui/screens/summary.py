@@ -38,14 +38,19 @@ def rollback_hint(version: str, stable: str) -> Content | None:
     )
 
 
+def _step_text(step: str) -> str:
+    # A pause with no duration waits for a person: say so, and how to go on.
+    return "pause until promoted (p)" if step == "pause" else step
+
+
 def _step_line(n: int, step: str) -> Content:
-    if step == "pause":  # a pause with no duration waits for a person
-        step = "pause until promoted (p)"
-    return Content.assemble((f"  {n:>2}. ", MUTED), step)
+    return Content.assemble((f"  {n:>2}. ", MUTED), _step_text(step))
 
 
-def start_summary(view: EnvView, version: str) -> Content:
-    """Env, from → to and the strategy's steps, as lines of text."""
+def start_summary(view: EnvView, version: str, compact: bool = False) -> Content:
+    """Env, from → to and the strategy's steps, as lines of text; ``compact`` puts the
+    steps on one wrapped line (inside the typed confirmation, which must still fit a
+    small terminal with its two fields and buttons)."""
     r = view.rollout
     lines = [
         Content.assemble(
@@ -56,9 +61,13 @@ def start_summary(view: EnvView, version: str) -> Content:
             (version, "bold $canary"),
             ("  as a canary", MUTED),
         ),
-        Content.styled(f"steps ({len(view.steps)}):", MUTED),
-        *(_step_line(n, step) for n, step in enumerate(view.steps, start=1)),
     ]
+    if compact:
+        steps = [f"{n}. {_step_text(step)}" for n, step in enumerate(view.steps, start=1)]
+        lines.append(Content.assemble((f"steps ({len(steps)}): ", MUTED), " · ".join(steps)))
+    else:
+        lines.append(Content.styled(f"steps ({len(view.steps)}):", MUTED))
+        lines += [_step_line(n, step) for n, step in enumerate(view.steps, start=1)]
     hint = rollback_hint(version, r.stable_version)
     if hint is not None:
         lines += [Content(""), hint]
