@@ -429,7 +429,8 @@ class MainScreen(Screen[None]):
             if revision:
                 number = int(revision)
                 version = next((x.version for x in r.revisions if x.number == number), "?")
-                self._request(Intent(env, Rollback(number), f"roll back to revision {number} ({version})"))
+                what = f"roll back to revision {number} ({version}, from {r.stable_version})"
+                self._request(Intent(env, Rollback(number), what))
 
         from cockpit.ui.screens.pickers import RevisionPicker
 
