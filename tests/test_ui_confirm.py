@@ -97,3 +97,17 @@ def test_brakes_survive_progress_other_actions_do_not(
     modal = ConfirmScreen("production", "x", command=command, watch=False)
     assert modal.blocks(PAUSED, MOVED_ON) is moved_on_blocks
     assert modal.blocks(PAUSED, ABORTED) is aborted_blocks
+
+
+@pytest.mark.asyncio
+async def test_enter_typed_right_behind_the_reason_confirms_with_all_of_it() -> None:
+    """A terminal under load delivers "name, Enter, reason, Enter" in one burst: the last
+    Enter must see the whole reason (the keys before it are still queued in the field)."""
+    app = ModalHost()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        for ch in "production\re2e: ship it\r":  # to the app, as the terminal driver delivers them
+            app.post_message(events.Key("enter", None) if ch == "\r" else events.Key(ch, ch))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.result == ["e2e: ship it"]

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+from textual import events
+from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, OptionList, Static
 
@@ -454,3 +456,31 @@ async def test_each_driver_walks_the_environments_own_strategy(
         )
         assert session.view("production").rollout.weight == 30
         assert session.view("production").rollout.step_label == "3/3"
+
+
+class WeightHost(App[None]):
+    """The weight picker alone (no cockpit to watch): its keys under a fast burst."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.result: list[int | None] = []
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {"fail": "red", "warn": "yellow", "ok": "green", "stable": "blue", "canary": "orange"}
+
+    def on_mount(self) -> None:
+        self.push_screen(WeightPicker("production", 20, protected=True, watch=False), self.result.append)
+
+
+@pytest.mark.asyncio
+async def test_digits_typed_right_before_enter_all_count() -> None:
+    """"4", "0", Enter in one burst (a loaded terminal): 40 %, not the 4 % or the 30 % that an
+    Enter running ahead of the queued digits would send."""
+    app = WeightHost()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        for key, char in (("4", "4"), ("0", "0"), ("enter", None)):
+            app.post_message(events.Key(key, char))  # as the driver delivers them
+        await pilot.pause()
+        await pilot.pause()
+        assert app.result == [40]

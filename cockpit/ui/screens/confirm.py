@@ -126,6 +126,12 @@ class ConfirmScreen(WatchedModal[str | None]):
         if isinstance(focused, Input) and focused.id == "name" and not reason.value.strip():
             self.set_focus(reason)  # synchronous, unlike Widget.focus()
             return
+        if isinstance(focused, Input):
+            # The keys typed before this Enter may still wait in the field's own queue (a
+            # priority binding runs as the key arrives): confirm behind them, so the reason
+            # checked and journaled is all of what was typed, not its first half.
+            focused.call_later(self._confirm)
+            return
         self._confirm()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

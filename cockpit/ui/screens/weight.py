@@ -50,7 +50,9 @@ class WeightPicker(WatchedModal[int | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "cancel", id="weight_cancel"),
-        Binding("enter", "pick", "pick", priority=True, id="weight_pick"),
+        # Not a priority binding: those run as the key arrives, ahead of the digits still
+        # queued on this screen, and "4 0 Enter" typed fast would send the old target.
+        Binding("enter", "pick", "pick", id="weight_pick"),
         Binding("up,right,plus,equals_sign", "step(10)", "+10", show=False, id="weight_up10"),
         Binding("down,left,minus", "step(-10)", "-10", show=False, id="weight_down10"),
         Binding("shift+up,shift+right", "step(1)", "+1", show=False, id="weight_up1"),
