@@ -124,6 +124,8 @@ async def test_weight_picker_goes_stale_when_the_rollout_aborts_behind_it(tmp_pa
         assert (await app.session.submit("production", Promote(), "bob: go on")).ok
         await wait_for(pilot, lambda: app.session.view("production").rollout.phase is Phase.ABORTED, what="aborted")
         await wait_for(pilot, lambda: picker.stale, what="the picker notices")
+        # It goes on saying what changed as the abort completes (first Progressing, then Aborted).
+        await wait_for(pilot, lambda: "Aborted" in text_of(app, "#stale"), what="the abort, said")
         warning = text_of(app, "#stale")
         assert "production changed since you opened this" in warning
         assert "phase Paused → Aborted" in warning and "weight 20% → 0%" in warning
@@ -151,8 +153,8 @@ async def test_confirm_goes_stale_and_enter_does_nothing(tmp_path: Path) -> None
 
         assert (await app.session.submit("production", Promote(), "bob: go on")).ok
         await wait_for(pilot, lambda: app.session.view("production").rollout.phase is Phase.ABORTED, what="aborted")
-        await wait_for(pilot, lambda: modal.stale, what="the modal notices")
-        assert "phase Paused → Aborted" in text_of(app, "#stale")
+        await wait_for(pilot, lambda: "phase Paused → Aborted" in text_of(app, "#stale"), what="the modal notices")
+        assert modal.stale
         assert modal.query_one("#confirm", Button).disabled
 
         await pilot.press("enter")
