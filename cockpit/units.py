@@ -8,22 +8,60 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# One part of a duration: a number and its unit. A duration is one or more parts, largest
+# unit first, each unit at most once: "1m30s", "1h 15m", "1.5s", "250ms".
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)")
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+_FACTORS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_ORDER = list(_FACTORS)  # largest first
 MAX_DURATION = 30 * 86400.0
 """Longer than any release step should take; far below where timers overflow."""
 
+EXAMPLES = "such as '30s', '500ms', '2m' or '1m30s'"
+
+
+def _parse_text(text: str) -> float:
+    """Seconds from a duration's text, or ``ValueError`` saying which part is wrong."""
+    if match := _NUMBER.match(text):  # a bare number: seconds
+        return float(match.group(1))
+    compact = text.strip()
+    if not compact:
+        raise ValueError(f"expected a duration {EXAMPLES}, found an empty string")
+    seconds, pos, last = 0.0, 0, -1
+    while pos < len(compact):
+        if compact[pos].isspace():
+            pos += 1
+            continue
+        part = _PART.match(compact, pos)
+        if part is None:
+            raise ValueError(
+                f"expected a duration {EXAMPLES} (units h, m, s, ms), found {text!r}:"
+                f" cannot read {compact[pos:]!r}"
+            )
+        unit = part.group(2)
+        order = _ORDER.index(unit)
+        if order <= last:
+            # "30s1m" or "1m1m": almost surely a typo, never silently summed.
+            raise ValueError(
+                f"expected the units of a duration once each, largest first (h, m, s, ms), found {text!r}"
+            )
+        last = order
+        seconds += float(part.group(1)) * _FACTORS[unit]
+        pos = part.end()
+    return seconds
+
 
 def parse_duration(value: object) -> float:
-    """Seconds from ``"500ms"``, ``"10s"``, ``"2m"``, ``"1h"`` or a bare number of seconds."""
+    """Seconds from ``"500ms"``, ``"10s"``, ``"2m"``, ``"1h"``, a compound such as
+    ``"1m30s"`` or ``"1h 15m"``, or a bare number of seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30s', '500ms' or '2m'")
+        raise ValueError(f"expected a duration {EXAMPLES}")
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _FACTORS[match.group(2)]
+    elif isinstance(value, str):
+        seconds = _parse_text(value)
     else:
-        raise ValueError(f"expected a duration such as '30s', '500ms' or '2m', found {value!r}")
+        raise ValueError(f"expected a duration {EXAMPLES}, found {value!r}")
     # nan and inf pass every comparison check quietly (nan < 0 is False): an analysis
     # interval of nan would never end, so refuse them here, before any limit is tried.
     if not math.isfinite(seconds):
@@ -42,7 +80,7 @@ def _positive(seconds: float) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written in the plan as ``"30s"``, ``"500ms"``, ``"2m"`` or a number."""
+"""Seconds, written in the plan as ``"30s"``, ``"500ms"``, ``"2m"``, ``"1m30s"`` or a number."""
 
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
 """A :data:`Duration` where 0 makes no sense (an interval, a timeout that must allow time)."""

@@ -97,6 +97,11 @@ async def pick(app: CockpitApp, pilot: Pilot, version: str) -> None:
         i for i in range(options.option_count) if options.get_option_at_index(i).id == version
     )
     await pilot.press("enter")
+    main = app.main_screen
+    if main is not None and not app.session.needs_reason(main.current):
+        # Unprotected: the summary of what the rollout will do, one Enter to start.
+        await until(pilot, lambda: type(app.screen).__name__ == "StartSummary", 5, "the start summary")
+        await pilot.press("enter")
 
 
 async def main_screens(session: Session, real: bool) -> None:

@@ -133,7 +133,9 @@ def test_unknown_environment(tmp_path: Path, service: str) -> None:
 def test_headless_demo_good_release_promotes_within_60s(tmp_path: Path) -> None:
     started = time.monotonic()
     result = cockpit(
-        "demo", "--headless", "--env", "production", "--version", "1.1.0", "--port-base", "0", state=tmp_path
+        # Production's pause waits for a person (the demo plan): headless, --auto-promote is that person.
+        "demo", "--headless", "--env", "production", "--version", "1.1.0", "--auto-promote", "--port-base", "0",
+        state=tmp_path,
     )
     took = time.monotonic() - started
     print(f"headless demo 1.1.0: exit {result.returncode} in {took:.1f}s")
@@ -141,7 +143,7 @@ def test_headless_demo_good_release_promotes_within_60s(tmp_path: Path) -> None:
     assert took < 60
     lines = result.stdout.splitlines()
     assert lines[-1] == "promoted: 1.1.0 serves 100% of production"
-    assert any("step 3/6: analysis" in line for line in lines)
+    assert any("step 2/5: analysis" in line for line in lines)
     history = cockpit("history", "--demo", "--json", state=tmp_path)
     records = [json.loads(line) for line in history.stdout.splitlines()]
     rollout = next(r for r in records if r["action"] == "rollout" and r["outcome"] != "started")

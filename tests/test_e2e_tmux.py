@@ -1,7 +1,9 @@
 """End to end: the real `cockpit demo` in tmux, driven by keys, read from the captured screen.
 
-It waits for the three environments, promotes 1.1.0 on staging step by step, starts
-1.2.0 on production through the protected-action modal, and watches analysis abort it.
+One run promotes 1.1.0 on staging step by step (its pauses last 5 s). The other is the
+README's walk-through on production, whose pause waits for a person: 1.2.0 started
+through the protected-action modal and aborted by analysis; then 1.1.0, its weight set
+with the weight picker (one confirmation), promoted through the pause to 100 %.
 """
 
 from __future__ import annotations
@@ -112,6 +114,9 @@ def test_demo_release_driven_by_keys(cockpit_in_tmux: Tmux) -> None:
     tui.keys("Right", "s")
     tui.wait("the version picker", lambda: "Start a rollout on staging" in tui.screen(), 10)
     tui.keys("Down", "Enter")  # newest first: 1.2.0, then 1.1.0
+    tui.wait("the start summary", lambda: "Start a rollout on staging?" in tui.screen(), 10)
+    assert "staging  1.0.0 → 1.1.0" in tui.screen() and "pause 5s" in tui.screen()
+    tui.keys("Enter")
     tui.wait("the canary of 1.1.0 on staging", lambda: "canary 1.1.0" in tui.column("staging"), 20)
     promotes = 0
     deadline = time.monotonic() + 90
@@ -129,20 +134,59 @@ def test_demo_release_driven_by_keys(cockpit_in_tmux: Tmux) -> None:
     assert promotes >= 1
     assert "stable 1.1.0" in tui.column("staging") and "canary —" in tui.column("staging")
 
-    # Production (protected): the modal wants the name typed out and a reason.
-    tui.keys("Right", "s")
-    tui.wait("the version picker", lambda: "Start a rollout on production" in tui.screen(), 10)
-    tui.keys("Enter")  # 1.2.0, the newest
+
+
+def confirm_protected(tui: Tmux, reason: str) -> None:
+    """The protected-action modal: the environment's name typed out, then a reason."""
     tui.wait("the protected-action modal", lambda: "why, ticket" in tui.screen(), 10)
     tui.type("production")
     tui.keys("Enter")
-    tui.type("e2e: ship 1.2.0")
+    tui.type(reason)
     tui.keys("Enter")
-    tui.wait("the canary of 1.2.0 on production", lambda: "canary 1.2.0" in tui.column("production"), 20)
+    tui.wait("the modal to close", lambda: "why, ticket" not in tui.screen(), 10)
 
-    # The latent regression shows under production traffic: analysis aborts the rollout.
-    tui.wait("analysis to abort 1.2.0", lambda: "Aborted" in tui.column("production"), 60)
-    column = tui.column("production")
-    assert "analysis failed" in column
-    assert "stable 1.0.0" in column
-    tui.wait("the canary to be gone", lambda: "canary —" in tui.column("production"), 20)
+
+def test_readme_walkthrough_on_production(cockpit_in_tmux: Tmux) -> None:
+    tui = cockpit_in_tmux
+    started = time.monotonic()
+    production = lambda: tui.column("production")  # noqa: E731
+    tui.wait("production healthy", lambda: "Healthy" in production() and "ready ✓" in production(), 30)
+
+    # 1.2.0: its summary shows in the one confirmation; analysis right after 20 % aborts it.
+    tui.keys("Right", "Right", "s")
+    tui.wait("the version picker", lambda: "Start a rollout on production" in tui.screen(), 10)
+    tui.keys("Enter")  # 1.2.0, the newest
+    tui.wait("the summary in the modal", lambda: "production  1.0.0 → 1.2.0" in tui.screen(), 10)
+    assert "steps (5)" in tui.screen()
+    confirm_protected(tui, "e2e: ship 1.2.0")
+    tui.wait("the canary of 1.2.0", lambda: "canary 1.2.0" in production(), 20)
+    tui.wait("analysis to abort 1.2.0", lambda: "Aborted" in production(), 30)
+    assert "analysis failed" in production() and "stable 1.0.0" in production()
+    tui.wait("the canary to be gone", lambda: "canary —" in production(), 20)
+
+    # 1.1.0: analysis passes, then the pause waits for a person as long as it takes.
+    tui.keys("s")
+    tui.wait("the version picker", lambda: "Start a rollout on production" in tui.screen(), 10)
+    tui.keys("Down", "Enter")  # 1.2.0, then 1.1.0
+    tui.wait("the summary of 1.1.0", lambda: "production  1.0.0 → 1.1.0" in tui.screen(), 10)
+    confirm_protected(tui, "e2e: ship 1.1.0")
+    tui.wait("the pause after analysis", lambda: "Paused" in production() and "canary 1.1.0" in production(), 40)
+
+    # The weight picker: 20 % -> 40 % in one change, one confirmation, one reason.
+    tui.keys("w")
+    tui.wait("the weight picker", lambda: "Canary weight on production" in tui.screen(), 10)
+    assert "now 20%" in tui.screen()
+    tui.keys("4", "0")
+    tui.wait("target 40%", lambda: "target 40%" in tui.screen(), 5)
+    tui.keys("Enter")
+    tui.wait("the confirmation", lambda: "set the canary weight to 40% (from 20%)" in tui.screen(), 10)
+    confirm_protected(tui, "e2e: more traffic")
+    tui.wait("weight 40%", lambda: " 40%" in production() and "Paused" in production(), 15)
+
+    # Promote through the pause: 50 %, analysis again, then 1.1.0 is stable everywhere here.
+    tui.keys("p")
+    confirm_protected(tui, "e2e: looks good")
+    tui.wait(
+        "1.1.0 promoted", lambda: "Healthy" in production() and "stable 1.1.0" in production(), 40
+    )
+    print(f"README walk-through on production: {time.monotonic() - started:.1f}s")

@@ -176,6 +176,69 @@ def test_durations_accept_units_and_reject_nonsense() -> None:
     assert "expected a duration" in issue
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1m30s", 90.0), ("1h 15m", 4500.0), ("2m500ms", 120.5), ("1.5s", 1.5), ("250ms", 0.25), ("45", 45.0)],
+)
+def test_compound_durations_are_read(text: str, seconds: float) -> None:
+    plan = parse_plan(GOOD.replace('duration = "30s"', f'duration = "{text}"'))
+    assert plan.strategy.steps()[1].pause.duration == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s1m", "units of a duration once each, largest first"),  # order: a typo, never summed
+        ("1m1m", "units of a duration once each, largest first"),
+        ("1m 30", "cannot read '30'"),  # a number without its unit
+        ("1d", "cannot read '1d'"),  # days are not a unit here
+        ("", "found an empty string"),
+    ],
+)
+def test_bad_compound_durations_say_which_part(text: str, expected: str) -> None:
+    (issue,) = issues_of(GOOD.replace('duration = "30s"', f'duration = "{text}"'))
+    assert issue.startswith("plan.toml:26: strategy.canary.steps[1].pause.duration: expected")
+    assert expected in issue
+
+
+PER_ENV = """
+  [environments.strategy.canary]
+  steps = [{ set_weight = 20 }, { analysis = { checks = ["ok-rate"] } }, { pause = {} }]
+"""
+
+
+def test_an_environment_may_walk_its_own_strategy() -> None:
+    plan = parse_plan(GOOD.replace("    port = 18099\n", "    port = 18099\n" + PER_ENV))
+    assert [s.describe() for s in plan.strategy_for("production").steps()] == [
+        "set weight 20%",
+        "analysis ok-rate",
+        "pause",
+    ]
+    assert plan.strategy_for("dev") is plan.strategy  # the others walk the plan's
+
+
+def test_an_environment_strategy_is_validated_like_the_plans() -> None:
+    unknown = PER_ENV.replace('"ok-rate"', '"ok-rat"')
+    (issue,) = issues_of(GOOD.replace("    port = 18099\n", "    port = 18099\n" + unknown))
+    assert issue == (
+        "plan.toml:24: environments[1].strategy.canary.steps[1].analysis.checks[0]: names check 'ok-rat',"
+        " which [analysis] does not define (defined: ok-rate)"
+    )
+    two_in_one = PER_ENV.replace("{ pause = {} }", "{ pause = {}, set_weight = 5 }")
+    (issue,) = issues_of(GOOD.replace("    port = 18099\n", "    port = 18099\n" + two_in_one))
+    assert "environments[1].strategy.canary.steps[2]: a step needs exactly one of set_weight, pause, analysis" in issue
+    (typo,) = issues_of(GOOD.replace("    port = 18099\n", "    port = 18099\n  [environments.stratgy.canary]\n"))
+    assert "unknown key 'stratgy'" in typo and "did you mean 'strategy'?" in typo
+
+
+def test_the_demo_pauses_for_a_person_in_production_only() -> None:
+    plan = load_plan(Path(str(resources.files("cockpit.demo").joinpath("plan.toml"))))
+    production = [s.describe() for s in plan.strategy_for("production").steps()]
+    assert "pause" in production and not any(s.startswith("pause ") for s in production)
+    assert production.index("analysis success-rate, latency-p99") < production.index("pause")
+    assert all(s.pause is None or s.pause.duration for s in plan.strategy_for("dev").steps())
+
+
 # --------------------------------------------------------------------------- values that switch safety off
 
 

@@ -21,6 +21,7 @@ from cockpit.ui.screens.history import HistoryScreen
 from cockpit.ui.screens.info import HelpScreen, MigrationsScreen
 from cockpit.ui.screens.main import MainScreen
 from cockpit.ui.screens.pickers import RevisionPicker, VersionPicker
+from cockpit.ui.screens.summary import StartSummary
 from cockpit.ui.themes import load_themes
 from cockpit.ui.widgets.env_column import EnvColumn
 from cockpit.ui.widgets.log_pane import LogPane
@@ -79,7 +80,9 @@ async def start_rollout(pilot: Pilot, app: CockpitApp, env: str = "dev", version
     )
     await pilot.press("enter")
     if app.session.view(env).protected:
-        return
+        return  # the typed confirmation shows the summary
+    await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
+    await pilot.press("enter")
     await wait_for(
         pilot,
         lambda: phase(app, env) is Phase.PAUSED and app.session.view(env).rollout.weight == 20,
@@ -171,7 +174,7 @@ async def test_rollback_picker_lists_revisions_newest_first(tmp_path: Path) -> N
         options = app.screen.query_one(OptionList)
         ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
         assert ids == ["2", "1"]
-        assert options.get_option_at_index(0).disabled  # what runs now
+        assert app.screen.blocked == {"2": "revision 2 is the one running now"}  # listed, not pickable
         assert options.highlighted == 1
         await pilot.press("enter")
         await wait_for(
@@ -409,6 +412,8 @@ async def test_hung_backend_call_keeps_keys_and_other_columns_live(tmp_path: Pat
         options = app.screen.query_one(OptionList)
         options.highlighted = 1  # 1.1.0
         await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "dev" in app.intents.pending, what="dev busy")
         dev_column = app.screen.query_one("#env-dev", EnvColumn)
         await wait_for(pilot, lambda: dev_column.has_class("-busy"), what="busy shown")
@@ -543,6 +548,8 @@ async def test_quit_with_a_hung_backend_leaves_on_second_q(tmp_path: Path) -> No
         dev = backend(app, "dev")
         dev.hang("deploy_canary")
         await pilot.press("s", "enter")  # 1.2.0 on dev: its deploy never returns
+        await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "deploy_canary" in dev.calls, what="deploy under way")
         await pilot.press("q")  # a rollout starting: asks first (tests/test_ui_quit.py)
         await wait_for(pilot, lambda: type(app.screen).__name__ == "QuitScreen", what="quit confirmation")

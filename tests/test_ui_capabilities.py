@@ -26,6 +26,7 @@ from cockpit.ui.screens.confirm import ConfirmScreen
 from cockpit.ui.screens.info import HelpScreen
 from cockpit.ui.screens.main import MainScreen
 from cockpit.ui.screens.pickers import RevisionPicker, VersionPicker
+from cockpit.ui.screens.summary import StartSummary
 from cockpit.ui.widgets.env_column import EnvColumn
 from tests.memory_backend import MemoryBackend
 from tests.ui_fixtures import PLAN_TAIL, SIZE, make_app, make_session, plan_text, started, wait_for
@@ -75,6 +76,9 @@ async def start_rollout(pilot: Pilot, app: CockpitApp, version: str = "1.1.0") -
     await pilot.press("enter")
     if app.session.view(env).protected:
         await confirm(pilot, app, env)
+    else:  # one Enter on the summary of what the rollout will do
+        await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
+        await pilot.press("enter")
     await wait_for(
         pilot,
         lambda: (
@@ -133,7 +137,7 @@ async def test_a_backend_without_set_weight_greys_the_weight_keys_and_says_why(t
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
         help_text = str(app.screen.query_one("#body").render())
         assert f"Canary weight +10 % (while paused)\n{' ' * 16}unavailable: {CANNOT_WEIGH}" in help_text
-        assert help_text.count("unavailable:") == 2  # +10% and -10%, nothing else
+        assert help_text.count("unavailable:") == 3  # +10%, -10% and the weight picker (w), nothing else
         await pilot.press("escape")
 
         palette = {c.title: c.help for c in app.get_system_commands(app.screen)}

@@ -22,6 +22,7 @@ from cockpit.engine.state import Phase
 from cockpit.ui.app import CockpitApp
 from cockpit.ui.screens.confirm import ConfirmScreen
 from cockpit.ui.screens.history import HistoryScreen
+from cockpit.ui.screens.summary import StartSummary
 from cockpit.ui.widgets.log_pane import LogPane
 from cockpit.ui.widgets.metrics import MetricsPanel
 from tests.memory_backend import MemoryBackend
@@ -104,6 +105,8 @@ async def rollout(pilot: Pilot, version: str, promote: bool = True) -> None:
     options.highlighted = next(
         i for i in range(options.option_count) if options.get_option_at_index(i).id == version
     )
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
     await pilot.press("enter")
     dev = lambda: app.session.view("dev").rollout  # noqa: E731
     await wait_for(pilot, lambda: dev().phase is Phase.PAUSED and dev().weight == 20, what="paused at 20%")

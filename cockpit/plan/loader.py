@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from cockpit.adapters import registry
 from cockpit.adapters.base import Capability
 from cockpit.plan.locate import line_of
-from cockpit.plan.models import NAME, TIME_OF_DAY, Plan
+from cockpit.plan.models import NAME, TIME_OF_DAY, Plan, Strategy
 
 Path_ = tuple[str | int, ...]
 
@@ -325,23 +325,11 @@ def _semantic_issues(plan: Plan, file: str, text: str) -> list[PlanIssue]:
         if list(checks).index(check.name) != i:
             add(("analysis", "checks", i, "name"), f"check {check.name!r} is defined twice")
 
-    strategy_key = next(k for k in ("canary", "blue_green", "rolling") if getattr(plan.strategy, k))
     used_checks: set[str] = set()
-    if plan.strategy.canary:
-        for s, step in enumerate(plan.strategy.canary.steps):
-            for c, name in enumerate(step.analysis.checks if step.analysis else []):
-                used_checks.add(name)
-                if name not in checks:
-                    add(
-                        ("strategy", "canary", "steps", s, "analysis", "checks", c),
-                        f"names check {name!r}, which [analysis] does not define"
-                        f" (defined: {', '.join(sorted(checks)) or 'none'})",
-                    )
-    elif plan.strategy.blue_green:
-        for c, name in enumerate(plan.strategy.blue_green.pre_promotion_analysis):
-            used_checks.add(name)
-            if name not in checks:
-                add(("strategy", strategy_key, "pre_promotion_analysis", c), f"unknown check {name!r}")
+    strategies: list[tuple[Path_, Strategy]] = [(("strategy",), plan.strategy)]
+    strategies += [(("environments", i, "strategy"), e.strategy) for i, e in enumerate(plan.environments) if e.strategy]
+    for at, strategy in strategies:
+        _strategy_checks(strategy, at, checks, used_checks, add)
 
     for w, window in enumerate(plan.guardrails.freeze):
         for e, env_name in enumerate(window.environments):
@@ -364,6 +352,30 @@ def _semantic_issues(plan: Plan, file: str, text: str) -> list[PlanIssue]:
                 " use 'metric', or a metrics source that runs queries",
             )
     return issues
+
+
+def _strategy_checks(
+    strategy: Strategy,
+    at: Path_,
+    checks: dict[str, Any],
+    used: set[str],
+    add: Callable[[Path_, str], None],
+) -> None:
+    """The checks ``strategy`` (the plan's, or an environment's own) names must exist in
+    [analysis]; ``used`` collects the names for the query-support rule."""
+    defined = ", ".join(sorted(checks)) or "none"
+    named: list[tuple[Path_, str]] = []
+    if strategy.canary:
+        for s, step in enumerate(strategy.canary.steps):
+            for c, name in enumerate(step.analysis.checks if step.analysis else []):
+                named.append((at + ("canary", "steps", s, "analysis", "checks", c), name))
+    elif strategy.blue_green:
+        for c, name in enumerate(strategy.blue_green.pre_promotion_analysis):
+            named.append((at + ("blue_green", "pre_promotion_analysis", c), name))
+    for loc, name in named:
+        used.add(name)
+        if name not in checks:
+            add(loc, f"names check {name!r}, which [analysis] does not define (defined: {defined})")
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")

@@ -246,6 +246,9 @@ class Environment(Strict):
     backend: Backend
     metrics: Metrics = Field(default_factory=Metrics)
     logs: Logs = Field(default_factory=Logs)
+    strategy: Strategy | None = None
+    """This environment's own strategy, replacing the plan's [strategy] here only, e.g.
+    pauses that wait for a promote in production where dev and staging pause for 5s."""
 
 
 class FreezeWindow(Strict):
@@ -294,3 +297,7 @@ class Plan(Strict):
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def strategy_for(self, env: str) -> Strategy:
+        """The strategy rollouts on ``env`` walk: its own, else the plan's."""
+        return self.environment(env).strategy or self.strategy

@@ -293,7 +293,9 @@ class CockpitApp(App[None]):
         from cockpit.ui.screens.confirm import ConfirmScreen  # imported when first needed: faster start
 
         protected = self.session.view(intent.env).protected
-        self.push_screen(ConfirmScreen(intent.env, intent.what, need_name=protected), confirmed)
+        self.push_screen(
+            ConfirmScreen(intent.env, intent.what, need_name=protected, command=intent.command), confirmed
+        )
 
     def _run(self, intent: Intent, reason: str) -> None:
         self.run_worker(

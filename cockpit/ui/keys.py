@@ -54,6 +54,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Canary weight -10 % (while paused)",
         sends=SetWeight(-10),
     ),
+    ActionSpec(
+        "weight_pick",
+        "w",
+        "pick_weight",
+        "weight",
+        "Pick the canary weight (one change, one confirmation; while paused)",
+        sends=SetWeight(50),
+    ),
     ActionSpec("promote", "p", "promote", "promote", "Promote past the current pause"),
     ActionSpec(
         "pause", "space", "pause", "pause", "Pause a progressing rollout where it is; again to resume"

@@ -55,7 +55,7 @@ class MachineDriver(Driver):
     def __init__(self, host: DriverHost) -> None:
         super().__init__(host)
         plan = host.plan
-        self.machine = RolloutMachine(plan.strategy.steps(), plan.guardrails.history_limit)
+        self.machine = RolloutMachine(plan.strategy_for(host.env.name).steps(), plan.guardrails.history_limit)
         self._step_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
 

@@ -113,7 +113,7 @@ class MirrorDriver(Driver):
         self.platform: PlatformRollouts = backend
         plan = host.plan
         # Only to check a command against the mirrored state, in the machine's own words.
-        self.rules = RolloutMachine(plan.strategy.steps(), plan.guardrails.history_limit)
+        self.rules = RolloutMachine(plan.strategy_for(host.env.name).steps(), plan.guardrails.history_limit)
         self.seen: PlatformRollout | None = None  # the newest observation mirrored
         self._abort: tuple[Cause, str] | None = None  # the cause of the abort this cockpit forwarded
         self._broken = False  # the watch died: the state says so and stops following
@@ -216,7 +216,7 @@ class MirrorDriver(Driver):
     async def connect(self, attach: bool) -> None:
         if not attach:  # attaching changes nothing on the platform
             plan = self.host.plan
-            await self.platform.use_strategy(plan.strategy.steps(), plan.analysis.checks)
+            await self.platform.use_strategy(plan.strategy_for(self.host.env.name).steps(), plan.analysis.checks)
         self.seen = await self.platform.rollout_status()
 
     def restore(self, snapshot: Snapshot | None, status: BackendStatus | None) -> list[str]:

@@ -3,21 +3,30 @@
 The engineer types the environment's name (so a muscle-memory Enter on the wrong
 column cannot ship to production) and a reason, which lands in the journal with
 the action. Escape cancels with no effect. Dismisses with the reason, or ``None``.
+
+The cockpit stays visible behind it, dimmed, and the modal watches the environment
+(:class:`~cockpit.ui.screens.modal.WatchedModal`): if the rollout moves while the
+reason is typed, it says what changed and will not confirm. A rollout's start shows
+its summary here too (env, from → to, the steps), so a protected start is one modal.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from cockpit.engine.commands import Abort, Command, Pause, StartRollout
+from cockpit.ui.host import CockpitHost
+from cockpit.ui.screens.modal import EnvSnapshot, WatchedModal
+from cockpit.ui.screens.summary import start_summary
 
-class ConfirmScreen(ModalScreen[str | None]):
+
+class ConfirmScreen(WatchedModal[str | None]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen #dialog {
@@ -27,6 +36,7 @@ class ConfirmScreen(ModalScreen[str | None]):
     ConfirmScreen #dialog.-reason-only { border: thick $warn; }
     ConfirmScreen #title { text-style: bold; color: $fail; width: 100%; }
     ConfirmScreen #what { margin: 1 0; width: 100%; }
+    ConfirmScreen #summary { margin-bottom: 1; width: 100%; }
     ConfirmScreen Label { margin-top: 1; color: $text-muted; }
     ConfirmScreen #problem { color: $fail; text-style: bold; height: auto; min-height: 1; margin-top: 1; }
     ConfirmScreen #buttons { height: auto; margin-top: 1; align-horizontal: right; }
@@ -41,11 +51,15 @@ class ConfirmScreen(ModalScreen[str | None]):
         Binding("enter", "enter", show=False, priority=True, id="confirm_enter"),
     ]
 
-    def __init__(self, env: str, what: str, need_name: bool = True) -> None:
-        super().__init__()
-        self.env = env
+    def __init__(
+        self, env: str, what: str, need_name: bool = True, *, command: Command | None = None, watch: bool = True
+    ) -> None:
+        """``command``: what confirming sends; a start shows its summary, an abort stays
+        possible while its rollout moves on. ``watch``: see :class:`WatchedModal`."""
+        super().__init__(env, watch=watch)
         self.what = what
         self.need_name = need_name
+        self.command = command
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="" if self.need_name else "-reason-only"):
@@ -57,18 +71,34 @@ class ConfirmScreen(ModalScreen[str | None]):
                 ),
                 id="what",
             )
+            if isinstance(self.command, StartRollout) and self.watching:
+                view = cast(CockpitHost, self.app).session.view(self.env)
+                yield Static(start_summary(view, self.command.version, compact=True), id="summary")
             if self.need_name:
                 yield Label(f"Type the environment's name ({self.env}) to confirm")
                 yield Input(placeholder=self.env, id="name")
             yield Label("Reason (recorded in the journal with your name)")
             yield Input(placeholder="why, ticket, incident…", id="reason")
             yield Static("", id="problem")
+            yield Static("", id="stale")
             with Horizontal(id="buttons"):
                 yield Button("Cancel (Esc)", id="cancel")
                 yield Button(f"Confirm: {self.what}", id="confirm", variant="error")
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.query_one("#name" if self.need_name else "#reason", Input).focus()
+
+    def blocks(self, opened: EnvSnapshot, now: EnvSnapshot) -> bool:
+        if isinstance(self.command, Abort | Pause):
+            # The brakes must not be taken away because the canary moved a step while the
+            # reason was typed (a progressing rollout moves by itself); only when the
+            # rollout they were meant for is over or replaced.
+            return not opened.same_rollout(now)
+        return True
+
+    def on_stale(self) -> None:
+        self.query_one("#confirm", Button).disabled = self.stale
 
     def _problem(self) -> str | None:
         if self.need_name and self.query_one("#name", Input).value.strip() != self.env:
@@ -78,6 +108,9 @@ class ConfirmScreen(ModalScreen[str | None]):
         return None
 
     def _confirm(self) -> None:
+        if not self.still_valid():
+            self.query_one("#problem", Static).update(Content("✗ not sent: the state changed (see below)"))
+            return
         problem = self._problem()
         if problem:
             self.query_one("#problem", Static).update(Content(f"✗ {problem}"))
@@ -92,6 +125,12 @@ class ConfirmScreen(ModalScreen[str | None]):
         reason = self.query_one("#reason", Input)
         if isinstance(focused, Input) and focused.id == "name" and not reason.value.strip():
             self.set_focus(reason)  # synchronous, unlike Widget.focus()
+            return
+        if isinstance(focused, Input):
+            # The keys typed before this Enter may still wait in the field's own queue (a
+            # priority binding runs as the key arrives): confirm behind them, so the reason
+            # checked and journaled is all of what was typed, not its first half.
+            focused.call_later(self._confirm)
             return
         self._confirm()
 

@@ -1,4 +1,4 @@
-"""Small read-only modals: the key help and the migrations list."""
+"""Small read-only modals: the key help and the migrations list, over the dimmed cockpit."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from cockpit.ui.keys import ACTIONS, display_keys
+from cockpit.ui.screens.modal import CockpitModal
 
 DISABLED = "$foreground 45%"  # a key the focused environment's backend cannot run
 
 
-class _Info(ModalScreen[None]):
+class _Info(CockpitModal[None]):
     DEFAULT_CSS = """
     _Info { align: center middle; }
     _Info #dialog { width: 96; height: auto; max-height: 90%; padding: 1 2;

@@ -367,24 +367,70 @@ class MainScreen(Screen[None]):
 
         def picked(version: str | None) -> None:
             if version:
-                self._request(Intent(env, StartRollout(version), f"start a rollout of {version}"))
+                self._start_summary(env, version)
 
         from cockpit.ui.screens.pickers import VersionPicker  # imported when first needed: faster start
 
         self.app.push_screen(VersionPicker(env, view.versions, view.rollout.stable_version), picked)
 
+    def _start_summary(self, env: str, version: str) -> None:
+        """Show what the rollout will do before it starts. Where a reason is needed, the
+        typed confirmation shows the summary itself (one modal); elsewhere one Enter here."""
+        intent = Intent(env, StartRollout(version), f"start a rollout of {version}")
+        refusal = preflight(self.cockpit.session, intent)
+        if refusal:  # said now, not after a summary that leads nowhere
+            self.notify(refusal, title=f"{env}: rollout refused", severity="warning")
+            return
+        if self.cockpit.session.needs_reason(env):
+            self._request(intent)
+            return
+
+        def confirmed(start: bool | None) -> None:
+            if start:
+                self._request(intent)
+
+        from cockpit.ui.screens.summary import StartSummary
+
+        self.app.push_screen(StartSummary(self.cockpit.session.view(env), version), confirmed)
+
     def action_weight(self, delta: int) -> None:
         view = self.view()
-        weight = max(0, min(100, view.rollout.weight + delta))
-        self._request(Intent(view.name, SetWeight(weight), f"set the canary weight to {weight}%"))
+        before = view.rollout.weight
+        weight = max(0, min(100, before + delta))
+        self._request(Intent(view.name, SetWeight(weight), f"set the canary weight to {weight}% (from {before}%)"))
+
+    def action_pick_weight(self) -> None:
+        """Pick the target weight in one modal, then one command (one confirmation)."""
+        view = self.view()
+        env, before = view.name, view.rollout.weight
+        # Ask the engine's rules first: nobody picks a weight only to hear "not paused".
+        probe = SetWeight(0 if before else 100)
+        refusal = preflight(self.cockpit.session, Intent(env, probe, "set the canary weight"))
+        if refusal:
+            self.notify(refusal, title=f"{env}: set-weight refused", severity="warning")
+            return
+
+        def picked(weight: int | None) -> None:
+            if weight is not None:
+                self._request(Intent(env, SetWeight(weight), f"set the canary weight to {weight}% (from {before}%)"))
+
+        from cockpit.ui.screens.weight import WeightPicker
+
+        needs_reason = self.cockpit.session.needs_reason(env)
+        self.app.push_screen(WeightPicker(env, before, protected=needs_reason), picked)
 
     def on_weight_bar_requested(self, event: WeightBar.Requested) -> None:
         column = next((c for c in self._columns.values() if event.bar in c.query(WeightBar)), None)
         if column is None:
             return
         self.select_env(column.env)
+        before = self.cockpit.session.view(column.env).rollout.weight
         self._request(
-            Intent(column.env, SetWeight(event.weight), f"set the canary weight to {event.weight}%")
+            Intent(
+                column.env,
+                SetWeight(event.weight),
+                f"set the canary weight to {event.weight}% (from {before}%)",
+            )
         )
 
     def action_promote(self) -> None:
@@ -427,7 +473,8 @@ class MainScreen(Screen[None]):
             if revision:
                 number = int(revision)
                 version = next((x.version for x in r.revisions if x.number == number), "?")
-                self._request(Intent(env, Rollback(number), f"roll back to revision {number} ({version})"))
+                what = f"roll back to revision {number} ({version}, from {r.stable_version})"
+                self._request(Intent(env, Rollback(number), what))
 
         from cockpit.ui.screens.pickers import RevisionPicker
 
