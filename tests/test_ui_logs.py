@@ -154,7 +154,7 @@ async def test_wrap_folds_long_lines_and_keeps_the_tail_on_screen(tmp_path: Path
         await wait_for(pilot, lambda: view.line_count == 51, what="long line")
         await pilot.pause()
         assert not any("THE-END" in row for row in shown(view))  # cut at the edge
-        await pilot.press("w")
+        await pilot.press("W")
         await pilot.pause()
         rows = shown(view)
         assert pane.wrap and view.wrap and "wrap" in str(pane.query_one("#log-status").render())
@@ -164,7 +164,7 @@ async def test_wrap_folds_long_lines_and_keeps_the_tail_on_screen(tmp_path: Path
         assert view.following
         dev(app).emit("short tail line")
         await wait_for(pilot, lambda: "short tail line" in shown(view)[-1], what="tail on the last row")
-        await pilot.press("w")
+        await pilot.press("W")
         await pilot.pause()
         assert not view.wrap and not any("THE-END" in row for row in shown(view))
 

@@ -93,7 +93,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "log_prev_match", "N", "log_match(-1)", "prev match", "Log pane: previous filter match", footer=False
     ),
-    ActionSpec("log_wrap", "w", "log_wrap", "wrap", "Log pane: wrap long lines on/off", footer=False),
+    ActionSpec("log_wrap", "W", "log_wrap", "wrap", "Log pane: wrap long lines on/off", footer=False),
     ActionSpec("log_time", "T", "log_time", "time", "Log pane: timestamps on/off", footer=False),
     ActionSpec(
         "log_save", "S", "log_save", "save logs", "Log pane: save the lines shown (filtered) to a file", footer=False
