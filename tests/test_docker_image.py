@@ -38,9 +38,11 @@ def get_json(url: str, timeout: float = 10.0) -> dict[str, object]:
 
 
 def test_same_inputs_give_the_same_image_ids(tmp_path: Path) -> None:
-    entries = image.rootfs_entries()
-    first = image.write_archive(entries, ["1.0.0", "1.1.0"], tmp_path / "a.tar")
-    second = image.write_archive(entries, ["1.0.0", "1.1.0"], tmp_path / "b.tar")
+    modules = image.imported_modules()
+    entries = image.rootfs_entries(modules)
+    # Bytecode included: compiled twice, it must come out byte for byte the same.
+    first = image.write_archive(entries, ["1.0.0", "1.1.0"], tmp_path / "a.tar", modules)
+    second = image.write_archive(entries, ["1.0.0", "1.1.0"], tmp_path / "b.tar", modules)
     assert first == second
     assert first["1.0.0"] != first["1.1.0"]  # the version is in the config
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
@@ -53,6 +55,8 @@ def test_the_rootfs_holds_what_the_service_needs_and_no_test_suite() -> None:
     assert "app/site/cockpit/demo/service.py" in names
     assert any(n.startswith("usr/lib/x86_64-linux-gnu/libc.so") for n in names)
     assert not any(n.startswith("usr/lib/python3.11/test/") for n in names)
+    busybox = next(e for e in image.rootfs_entries() if e.name == "usr/bin/busybox")
+    assert busybox.source is not None and busybox.link is None
     assert names == set(sorted(names))
 
 
@@ -131,3 +135,19 @@ def test_each_image_serves_its_version_and_stops_on_sigterm(
         lines = [json.loads(line) for line in container.logs().decode().splitlines()]
         assert lines[0]["msg"] == "started" and lines[0]["version"] == version
         container.remove()
+
+
+def test_the_image_has_a_shell(
+    docker_client: object, demo_images: dict[str, DemoImage], docker_labels: dict[str, str]
+) -> None:
+    import docker
+
+    assert isinstance(docker_client, docker.DockerClient)
+    out = docker_client.containers.run(
+        demo_images["1.0.0"].tag,
+        ["-c", "echo $COCKPIT_DEMO_VERSION; ls /app/site/cockpit/demo/__pycache__/service.cpython-311.pyc"],
+        entrypoint=["sh"],
+        labels=docker_labels,
+        remove=True,
+    )
+    assert out.decode().split() == ["1.0.0", "/app/site/cockpit/demo/__pycache__/service.cpython-311.pyc"]

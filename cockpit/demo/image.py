@@ -47,7 +47,7 @@ REPOSITORY = "cockpit-demo"
 DEMO_VERSIONS = ("1.0.0", "1.1.0", "1.2.0")
 VERSION_LABEL = "cockpit.demo.version"
 # Bumped when the layout or config changes, so old caches are not reused.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 # Every file and the config carry this instant: 2024-01-01T00:00:00Z.
 EPOCH = 1704067200
 CREATED = "2024-01-01T00:00:00Z"
@@ -66,11 +66,12 @@ STDLIB_SKIP = {
     "pydoc_data",
     "__pycache__",
 }
-# Where the demo service's imports are listed from: run with the current interpreter.
+# The modules the demo service imports, listed by the current interpreter: name, whether
+# it is a package, and its file (None for built-in modules).
 _LIST_IMPORTS = (
     "import sys, json, cockpit.demo.service;"
-    "print(json.dumps(sorted({m.__name__.split('.')[0] for m in list(sys.modules.values())"
-    " if getattr(m, '__file__', None)})))"
+    "print(json.dumps(sorted(([m.__name__, hasattr(m, '__path__'), getattr(m, '__file__', None)]"
+    " for m in list(sys.modules.values()) if isinstance(getattr(m, '__name__', None), str)), key=str)))"
 )
 
 
@@ -124,30 +125,88 @@ def _stdlib() -> Iterator[Entry]:
             yield Entry(f"usr/lib/python3.11/{child.name}", source=child)
 
 
-def _site_packages() -> Iterator[Entry]:
-    """The top-level packages the demo service imports from outside the stdlib, whole."""
+def imported_modules() -> list[tuple[str, bool, str | None]]:
+    """(name, is a package, file) of every module the demo service imports."""
     try:
         out = subprocess.run(
             [sys.executable, "-c", _LIST_IMPORTS], capture_output=True, text=True, check=True, timeout=60
         ).stdout
+    except subprocess.CalledProcessError as err:
+        raise ImageBuildError(
+            f"cannot list the demo service's imports: {err.stderr.strip()[-300:]}"
+        ) from None
     except (subprocess.SubprocessError, OSError) as err:
         raise ImageBuildError(f"cannot list the demo service's imports: {err}") from None
-    for top in json.loads(out):
-        if top in sys.stdlib_module_names or top.startswith("_"):
-            continue
-        module = sys.modules.get(top) or __import__(top)
-        file = getattr(module, "__file__", None)
-        if not file:
+    return [(name, bool(package), file) for name, package, file in json.loads(out)]
+
+
+def _site_packages(modules: Sequence[tuple[str, bool, str | None]]) -> Iterator[Entry]:
+    """The top-level packages the demo service imports from outside the stdlib, whole."""
+    for name, package, file in modules:
+        if "." in name or name in sys.stdlib_module_names or name.startswith("_") or not file:
             continue
         path = Path(file)
-        if path.name == "__init__.py":
-            yield from _under(path.parent, f"{SITE}/{top}")
+        if package:
+            yield from _under(path.parent, f"{SITE}/{name}")
             # Libraries a manylinux wheel vendors next to the package (e.g. ``aiohttp.libs``).
-            libs = path.parent.parent / f"{top}.libs"
+            libs = path.parent.parent / f"{name}.libs"
             if libs.is_dir():
-                yield from _under(libs, f"{SITE}/{top}.libs")
+                yield from _under(libs, f"{SITE}/{name}.libs")
         else:
             yield Entry(f"{SITE}/{path.name}", source=path)
+
+
+def _module_path(name: str, package: bool) -> str:
+    """Where the source of module ``name`` is in the image."""
+    top = name.split(".")[0]
+    base = "usr/lib/python3.11" if top in sys.stdlib_module_names else SITE
+    return f"{base}/{name.replace('.', '/')}" + ("/__init__.py" if package else ".py")
+
+
+# Compiles [source, pyc, name in the image] triples read as JSON from stdin, with the
+# image's own interpreter. Unchecked-hash pycs: valid whatever the files' mtimes in the
+# layer (all fixed), never compared with their source - which cannot change without the
+# image being rebuilt.
+_COMPILE = (
+    "import json, sys, py_compile\n"
+    "for src, pyc, shown in json.load(sys.stdin):\n"
+    "    py_compile.compile(src, pyc, shown, doraise=True,"
+    " invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)\n"
+)
+
+
+def bytecode(
+    entries: Sequence[Entry], modules: Sequence[tuple[str, bool, str | None]], into: Path
+) -> list[Entry]:
+    """Byte-compiled copies of the imported modules the image holds (a container then
+    starts ~0.4 s sooner: nothing to compile), written under ``into``."""
+    sources = {e.name: e.source for e in entries if e.source is not None}
+    jobs, made = [], []
+    for name, package, _ in modules:
+        image_path = _module_path(name, package)
+        source = sources.get(image_path)
+        if source is None:
+            continue
+        folder, stem = image_path.rsplit("/", 1)
+        pyc = f"{folder}/__pycache__/{stem[:-3]}.cpython-311.pyc"
+        jobs.append([str(source), str(into / pyc), "/" + image_path])
+        made.append(Entry(pyc, source=into / pyc))
+    try:
+        subprocess.run(
+            [str(PYTHON), "-I", "-c", _COMPILE],
+            input=json.dumps(jobs),
+            text=True,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    except subprocess.CalledProcessError as err:
+        raise ImageBuildError(
+            f"byte-compiling the demo's modules failed: {err.stderr.strip()[-300:]}"
+        ) from None
+    except (subprocess.SubprocessError, OSError) as err:
+        raise ImageBuildError(f"byte-compiling the demo's modules failed: {err}") from None
+    return made
 
 
 _LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x")
@@ -180,12 +239,14 @@ def _busybox() -> Iterator[Entry]:
     except (subprocess.SubprocessError, OSError) as err:
         raise ImageBuildError(f"busybox --list: {err}") from None
     for applet in sorted(set(applets.split())):
-        if not applet.startswith("python"):
+        # Debian's list names busybox itself: a link to itself would replace the binary.
+        if applet != "busybox" and not applet.startswith("python"):
             yield Entry(f"usr/bin/{applet}", link="busybox")
 
 
-def rootfs_entries() -> list[Entry]:
-    """Everything the image holds, sorted by name, directories included."""
+def rootfs_entries(modules: Sequence[tuple[str, bool, str | None]] | None = None) -> list[Entry]:
+    """Everything the image holds but bytecode, sorted by name, directories included;
+    ``modules``: what :func:`imported_modules` says (asked when not given)."""
     for needed in (PYTHON, STDLIB, BUSYBOX):
         if not needed.exists():
             raise ImageBuildError(
@@ -204,12 +265,17 @@ def rootfs_entries() -> list[Entry]:
         Entry("etc/group", source=None),
     ]
     entries += _stdlib()
-    entries += _site_packages()
+    entries += _site_packages(imported_modules() if modules is None else modules)
     entries += _busybox()
     extensions = [e.source for e in entries if e.source and e.source.suffix == ".so"]
     entries += _shared_libraries([PYTHON, *extensions])
+    return with_parents(entries)
+
+
+def with_parents(entries: Iterable[Entry]) -> list[Entry]:
+    """``entries`` sorted by name, with every parent directory as an entry of its own, so
+    the tar does not depend on extraction defaults."""
     by_name = {e.name: e for e in entries}
-    # Every parent directory explicitly, so the tar does not depend on extraction defaults.
     for name in list(by_name):
         parent = Path(name).parent
         while str(parent) != ".":
@@ -308,9 +374,17 @@ def image_config(version: str, diff_id: str) -> bytes:
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_archive(entries: Sequence[Entry], versions: Sequence[str], path: Path) -> dict[str, str]:
-    """Writes a docker-archive of one image per version; returns version -> image id."""
+def write_archive(
+    entries: Sequence[Entry],
+    versions: Sequence[str],
+    path: Path,
+    modules: Sequence[tuple[str, bool, str | None]] = (),
+) -> dict[str, str]:
+    """Writes a docker-archive of one image per version, with the bytecode of ``modules``;
+    returns version -> image id."""
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        if modules:
+            entries = with_parents([*entries, *bytecode(entries, modules, Path(scratch) / "pyc")])
         layer_path = Path(scratch) / "layer.tar"
         with layer_path.open("wb") as layer:
             diff_id = write_layer(entries, layer)
@@ -444,7 +518,8 @@ def build(host: str | None = None, versions: Sequence[str] = DEMO_VERSIONS) -> B
     started = time.monotonic()
     client = DaemonClient(host)
     client.ping()  # fail on a missing daemon before minutes of work
-    entries = rootfs_entries()
+    modules = imported_modules()
+    entries = rootfs_entries(modules)
     key = fingerprint(entries, versions)
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -455,7 +530,7 @@ def build(host: str | None = None, versions: Sequence[str] = DEMO_VERSIONS) -> B
     else:
         for stale in folder.glob("demo-*"):  # one build kept: the images are ~60 MB
             stale.unlink(missing_ok=True)
-        ids = write_archive(entries, versions, archive)
+        ids = write_archive(entries, versions, archive, modules)
         ids_file.write_text(json.dumps(ids))
         built = True
     images = {v: DemoImage(v, f"{REPOSITORY}:{v}", ids[v]) for v in versions}
