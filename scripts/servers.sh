@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Start or stop the real servers the tests use, in a private runtime dir.
-#   servers.sh start RT   prints `export VAR=...` lines to source
-#   servers.sh stop RT
+#   servers.sh start RT [docker]   prints `export VAR=...` lines to source
+#   servers.sh stop RT              (`docker`: the Docker daemon only, for the benchmarks)
 # Servers: a private D-Bus session bus and gnome-keyring's Secret Service; a private
 # Docker Engine when dockerd is installed (scripts/setup.sh --test installs it).
 # RT must stay short: unix socket paths are limited to 108 characters.
 set -euo pipefail
 cmd=${1:?start|stop}
 RT=${2:?runtime dir}
+only=${3:-}
 
 # Storage driver of the test daemon. overlay2 creates a container in ~0.1 s and shares the
 # image's layers; vfs copies the whole image per container (~1.5 s and ~66 MB each for the
@@ -77,7 +78,7 @@ stop_dockerd() {
         alive "$pid" || break
         sleep 0.1
     done
-    alive "$pid" && kill -9 "$pid" 2>/dev/null
+    if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
     # Whatever outlived the daemon (its containerd, shims, container processes).
     local left
     left=$(rt_processes)
@@ -86,12 +87,17 @@ stop_dockerd() {
         kill -9 $left 2>/dev/null || true
     fi
     # dockerd leaves its nsfs mount behind; unmounted, the runtime dir can be removed.
-    grep -o " $RT/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    local mounts
+    mounts=$(grep -o " $RT/[^ ]*" /proc/mounts | sort -r || true)
+    for m in $mounts; do
+        umount -l "$m" 2>/dev/null || true
+    done
     rm -f "$RT/dockerd.launch.pid"
 }
 
 case "$cmd" in
 start)
+  if [[ "$only" != docker ]]; then
     mkdir -p "$RT/home" "$RT/data" "$RT/xdg"
     chmod 700 "$RT/xdg"
     export HOME="$RT/home" XDG_DATA_HOME="$RT/data" XDG_RUNTIME_DIR="$RT/xdg"
@@ -119,6 +125,7 @@ start)
     echo "export COCKPIT_TEST_KEYRING=1"
     echo "export COCKPIT_TEST_HOME='$RT/home' COCKPIT_TEST_XDG_DATA='$RT/data' COCKPIT_TEST_XDG_RUNTIME='$RT/xdg'"
     echo "servers: keyring ready on $bus" >&2
+  fi
 
     if command -v dockerd >/dev/null; then
         if ! start_dockerd "$DOCKER_STORAGE"; then
