@@ -40,8 +40,9 @@ from cockpit.engine.session import Session
 from cockpit.engine.state import Phase
 from cockpit.model import Track
 from cockpit.plan import parse_plan
+from tests.docker_fixtures import remove_containers_of
 
-pytestmark = [pytest.mark.docker, pytest.mark.asyncio]
+pytestmark = pytest.mark.docker
 
 ENV = "production"
 RPS = 150
@@ -217,6 +218,7 @@ async def started(plan_text: str, state_dir: Path) -> AsyncIterator[Session]:
 # --------------------------------------------------------------------------- canary
 
 
+@pytest.mark.asyncio
 async def test_canary_to_full_then_promote_with_zero_failed_requests(
     docker_host: str,
     demo_images: dict[str, DemoImage],
@@ -249,6 +251,7 @@ async def test_canary_to_full_then_promote_with_zero_failed_requests(
     print("canary -> 100 % -> promote:", load.assert_no_failure())
 
 
+@pytest.mark.asyncio
 async def test_abort_with_zero_failed_requests(
     docker_host: str,
     demo_images: dict[str, DemoImage],
@@ -279,6 +282,7 @@ async def test_abort_with_zero_failed_requests(
 # --------------------------------------------------------------------------- blue-green, rollback
 
 
+@pytest.mark.asyncio
 async def test_blue_green_switch_and_rollback_with_zero_failed_requests(
     docker_host: str,
     demo_images: dict[str, DemoImage],
@@ -320,6 +324,7 @@ def moved_tag(docker_client: Any, demo_images: dict[str, DemoImage]) -> Iterator
         docker_client.images.get(demo_images["1.0.0"].id).tag("cockpit-demo", "1.0.0")
 
 
+@pytest.mark.asyncio
 async def test_rollback_to_a_retained_image_by_id_after_its_tag_moved(
     docker_host: str,
     demo_images: dict[str, DemoImage],
@@ -368,6 +373,7 @@ async def test_rollback_to_a_retained_image_by_id_after_its_tag_moved(
     reason="the engine's Rollback names a version; the docker backend resolves it by its tag, so once "
     "the tag moved it runs another image than the revision ran (found by this test; reported)",
 )
+@pytest.mark.asyncio
 async def test_an_engine_rollback_runs_the_image_the_revision_ran_even_after_its_tag_moved(
     docker_host: str,
     demo_images: dict[str, DemoImage],
@@ -389,6 +395,7 @@ async def test_an_engine_rollback_runs_the_image_the_revision_ran_even_after_its
 # --------------------------------------------------------------------------- adoption
 
 
+@pytest.mark.asyncio
 async def test_a_container_started_outside_is_adopted_then_replaced_with_zero_failed_requests(
     docker_host: str,
     demo_images: dict[str, DemoImage],
@@ -448,6 +455,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("then", ["continue", "abort"])
 async def test_a_cockpit_killed_mid_canary_is_recovered_by_the_next(
     then: str,
@@ -496,3 +504,53 @@ async def test_a_cockpit_killed_mid_canary_is_recovered_by_the_next(
         running = service_containers(docker_client, docker_service)
         assert {c.image.id for c in running} == {expected} and len(running) == 2
     print(f"recovered, then {then}:", load.assert_no_failure())
+
+
+# --------------------------------------------------------------------------- the demo on docker
+
+
+def cockpit_cli(
+    *args: str, state: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cockpit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COCKPIT_STATE_DIR": str(state), **(env or {})},
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_docker_demo_catches_the_bad_release_headless(
+    docker_host: str, demo_images: dict[str, DemoImage], docker_client: Any, tmp_path: Path
+) -> None:
+    """``cockpit demo --backend docker``: three environments of containers, the demo's
+    users, metrics scraped from the containers, and analysis aborting 1.2.0 in production."""
+    try:
+        result = await asyncio.to_thread(
+            cockpit_cli,
+            *("demo", "--backend", "docker", "--headless", "--env", "production", "--version", "1.2.0"),
+            *("--port-base", "0"),
+            state=tmp_path,
+        )
+        assert result.returncode == 3, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[-1].startswith("aborted: analysis failed: success-rate"), lines[-3:]
+        assert any("canary=1.2.0@20%" in line for line in lines)
+        assert (tmp_path / "demo-docker").is_dir() and not (tmp_path / "demo").exists()  # its own journal
+        assert service_containers(docker_client, "shop") == []  # a clean exit removes its containers
+    finally:
+        remove_containers_of(docker_client, "shop")
+
+
+def test_the_docker_demo_without_a_daemon_says_so(tmp_path: Path) -> None:
+    result = cockpit_cli(
+        "demo", "--backend", "docker", "--headless", "--version", "1.1.0",
+        state=tmp_path, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: the Docker demo cannot start: no Docker daemon answers at unix://{tmp_path}/none.sock: "
+        "No such file or directory (DOCKER_HOST names the daemon)"
+    )

@@ -151,3 +151,15 @@ def test_the_image_has_a_shell(
         remove=True,
     )
     assert out.decode().split() == ["1.0.0", "/app/site/cockpit/demo/__pycache__/service.cpython-311.pyc"]
+
+
+def test_images_the_daemon_lost_are_loaded_again_from_the_cache(
+    docker_host: str, docker_client: object, demo_images: dict[str, DemoImage]
+) -> None:
+    import docker
+
+    assert isinstance(docker_client, docker.DockerClient)
+    docker_client.images.remove(demo_images["1.1.0"].tag)  # the tag goes (the layer may stay)
+    report = image.build(docker_host, tuple(demo_images))
+    assert (report.built, report.loaded) == (False, True)
+    assert docker_client.images.get(demo_images["1.1.0"].tag).id == demo_images["1.1.0"].id
