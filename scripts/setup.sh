@@ -33,6 +33,8 @@ if [[ $want_test == 1 ]]; then
     # A real Docker Engine for the docker backend's tests (scripts/servers.sh starts a
     # private one). Any dockerd will do, so only a missing one brings in Debian's.
     command -v dockerd >/dev/null || apt_packages+=(docker.io)
+    # The demo image is built from the system's own Python 3.11 (cockpit/demo/image.py).
+    [[ -x /usr/bin/python3.11 ]] || apt_packages+=(python3.11)
 fi
 if ((${#apt_packages[@]})); then
     if [[ $(id -u) == 0 ]]; then

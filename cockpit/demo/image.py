@@ -247,6 +247,13 @@ def _busybox() -> Iterator[Entry]:
 def rootfs_entries(modules: Sequence[tuple[str, bool, str | None]] | None = None) -> list[Entry]:
     """Everything the image holds but bytecode, sorted by name, directories included;
     ``modules``: what :func:`imported_modules` says (asked when not given)."""
+    if sys.version_info[:2] != (3, 11):
+        # The packages are copied from this interpreter's environment: their extension
+        # modules must be built for the image's Python 3.11.
+        raise ImageBuildError(
+            f"the demo image copies this environment's packages into a Python 3.11 image; "
+            f"run the cockpit with Python 3.11 to build it (this is {sys.version.split()[0]})"
+        )
     for needed in (PYTHON, STDLIB, BUSYBOX):
         if not needed.exists():
             raise ImageBuildError(
