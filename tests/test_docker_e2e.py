@@ -536,7 +536,8 @@ async def test_the_docker_demo_catches_the_bad_release_headless(
         )
         assert result.returncode == 3, result.stdout + result.stderr
         lines = result.stdout.splitlines()
-        assert lines[-1].startswith("aborted: analysis failed: success-rate"), lines[-3:]
+        # 1.2.0 fails on errors, latency or both: which check crosses first varies.
+        assert lines[-1].startswith("aborted: analysis failed: "), lines[-3:]
         assert any("canary=1.2.0@20%" in line for line in lines)
         assert (tmp_path / "demo-docker").is_dir() and not (tmp_path / "demo").exists()  # its own journal
         assert service_containers(docker_client, "shop") == []  # a clean exit removes its containers
