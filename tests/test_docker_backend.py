@@ -87,6 +87,17 @@ async def until(predicate: object, timeout: float = 10.0, what: str = "condition
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+async def routed(backend: DockerBackend) -> int:
+    """Upstreams in the router's table now (stable and canary)."""
+    assert backend._control is not None
+    state = await backend._control.state()
+    return sum(len(entries) for entries in state["tracks"].values())
+
+
+async def routes(backend: DockerBackend, count: int) -> bool:
+    return await routed(backend) == count
+
+
 async def versions_served(url: str, n: int) -> dict[str, int]:
     seen: dict[str, int] = {}
     async with aiohttp.ClientSession() as session:
@@ -115,8 +126,9 @@ async def test_a_dead_container_leaves_the_table_through_the_events_stream(env: 
 
     took = await until(one_ready, 3.0, "the dead container to leave the table")
     assert took < 2.0
+    assert await until(lambda: routes(backend, 1), 2.0, "the router's table without it") < 2.0
     status = await backend.status()
-    assert status.stable is not None and "exited with code 137" in status.stable.problem
+    assert status.stable is not None and "exited with code 137" in status.stable.problem  # from the die event
 
     async def said_why() -> bool:
         s = await backend.status()
@@ -225,6 +237,9 @@ async def test_the_events_stream_reconnects_after_a_drop(env: Env) -> None:
         return s.stable is not None and s.stable.replicas_ready == 1
 
     assert await until(one_ready, 3.0, "the death seen after the reconnect") < 2.0
+    assert await until(lambda: routes(backend, 1), 2.0, "the router's table without it") < 2.0
+    status = await backend.status()
+    assert status.stable is not None and "exited with code 137" in status.stable.problem  # from the die event
 
 
 # --------------------------------------------------------------------------- logs
@@ -409,8 +424,11 @@ async def test_the_cockpit_touches_only_what_it_labelled(env: Env, docker_client
     # Same service, another environment; and a container without any label.
     other_env = docker_client.containers.run(
         f"{REPO}:1.0.0", detach=True, network_mode="host", environment={"PORT": "1"},
-        labels={labels.SERVICE: env.service, labels.ENV: "production"}, command=["sleep", "60"],
-        name=f"{labels.stem(env.service, 'test')}.stable.deadbeef.1-foreign",
+        command=["sleep", "60"],
+        labels=labels.make(service=env.service, env="production", track="stable", version="1.0.0",
+                           image_id="sha256:0", release="deadbeef", index=1, port=1),
+        # Named as the cockpit names its own: only the labels tell it apart.
+        name=f"{labels.stem(env.service, 'test')}.stable.deadbeef.1",
     )  # fmt: skip
     unlabelled = docker_client.containers.run(f"{REPO}:1.0.0", detach=True, network_mode="host", command=["sleep", "60"])
     try:
