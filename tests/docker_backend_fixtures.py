@@ -6,7 +6,8 @@ fail when CI=true, where it must be there.
 
 The images are busybox ``httpd`` on ``$PORT`` built offline ``FROM scratch`` (no registry
 here): ``/healthz`` answers 200, ``/version`` says which version served. Variants:
-``crash`` exits at once with code 3, ``sick`` never answers ``/healthz``, and the
+``crash`` exits at once with code 3, ``sick`` never answers ``/healthz``, ``flaky``
+serves for 1.5 s then exits with code 1, and the
 ``-hc`` repository declares a Docker HEALTHCHECK instead."""
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ REPO = "cockpit-test-bb"
 HC_REPO = "cockpit-test-bb-hc"
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-APPLETS = ("sh", "httpd", "wget", "echo", "sleep", "cat", "kill")
+APPLETS = ("sh", "httpd", "wget", "echo", "sleep", "cat", "kill", "rm", "true")
 
 SERVE = 'echo "starting $VERSION on port $PORT"; exec httpd -f -v -p 127.0.0.1:$PORT -h /www'
 CMD = {
     "serve": SERVE,
     "crash": 'echo "boom: cannot open the database" >&2; exit 3',
+    "flaky": 'echo "starting $VERSION"; httpd -p 127.0.0.1:$PORT -h /www; sleep 1.5; echo "dying now" >&2; exit 1',
     "sick": 'echo "serving without /healthz"; rm /www/healthz; exec httpd -f -v -p 127.0.0.1:$PORT -h /www',
 }
 
@@ -142,6 +144,7 @@ def test_images_fixture(docker_client: docker.DockerClient) -> dict[str, str]:
         **{(REPO, v): (v, "serve", False) for v in VERSIONS},
         (REPO, "crash"): ("9.9.9-crash", "crash", False),
         (REPO, "sick"): ("9.9.9-sick", "sick", False),
+        (REPO, "flaky"): ("9.9.9-flaky", "flaky", False),
         (HC_REPO, "1.0.0"): ("1.0.0", "serve", True),
         (HC_REPO, "1.1.0"): ("1.1.0", "serve", True),
         (HC_REPO, "sick"): ("9.9.9-sick", "sick", True),
@@ -158,7 +161,7 @@ def test_images_fixture(docker_client: docker.DockerClient) -> dict[str, str]:
 def make_docker_backend(run_dir: Path, service: str, env: str = "test", **options: object) -> DockerBackend:
     raw: dict[str, object] = {
         "image": REPO,
-        "versions": list(VERSIONS),
+        "versions": [*VERSIONS, "crash", "sick", "flaky"],
         "docker_host": daemon_url(),
         "health_timeout": 15.0,
         "health_interval": 0.2,
@@ -186,3 +189,11 @@ def wait_for(predicate: object, timeout: float = 10.0, what: str = "condition") 
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def kill_main_process(client: docker.DockerClient, container_id: str) -> None:
+    """SIGKILL the service inside a container (the child of its init), as a crash would:
+    Docker's restart policy applies (a ``docker kill`` counts as a manual stop)."""
+    pid = client.containers.get(container_id).attrs["State"]["Pid"]
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    os.kill(int(children[0]) if children else pid, 9)
