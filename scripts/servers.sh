@@ -23,7 +23,7 @@ docker_ping() {
 # Every process whose command line names this runtime dir (dockerd, its containerd and the
 # shims), then the shims' descendants (the containers' processes): the leftovers of a daemon.
 rt_processes() {
-    ps -eo pid=,ppid=,args= | awk -v rt="$RT/" '
+    ps -ww -eo pid=,ppid=,args= | awk -v rt="$RT/" '
         { pid[NR]=$1; ppid[NR]=$2; line=$0; sub(/^ *[0-9]+ +[0-9]+ +/, "", line); args[NR]=line }
         END {
             for (i = 1; i <= NR; i++) if (index(args[i], rt) > 0) keep[pid[i]] = 1
