@@ -1,6 +1,7 @@
 """scripts/servers.sh's Docker daemon: started in a private runtime dir, and stopped with
 nothing left behind - no dockerd, containerd, shim or container process, no mount - even
-when the daemon died first and its containers were orphaned."""
+when the daemon died first and its containers were orphaned. And the docker fixtures'
+rule: without a daemon a docker test skips, saying why, but fails in CI."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,6 @@ import pytest
 from cockpit.adapters.supervise import procs
 from cockpit.demo import image
 
-pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,6 +50,7 @@ def runtime_dir(docker_host: str) -> Iterator[Path]:  # docker_host: skip/fail a
     shutil.rmtree(rt, ignore_errors=True)
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("daemon", ["running", "killed"])
 def test_stop_leaves_no_process_and_no_mount(runtime_dir: Path, daemon: str) -> None:
     import docker
@@ -84,3 +86,25 @@ def test_stop_leaves_no_process_and_no_mount(runtime_dir: Path, daemon: str) -> 
     assert processes_naming(f"{runtime_dir}/") == []
     assert f" {runtime_dir}/" not in Path("/proc/mounts").read_text()
     shutil.rmtree(runtime_dir)  # nothing mounted or busy: the dir goes
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_without_a_daemon_docker_tests_skip_or_fail_in_ci(ci: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "COCKPIT_TEST_DOCKER")}
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs"),
+            *("-k", "unchanged_inputs", "tests/test_docker_image.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**env, "CI": ci},
+    )
+    if ci:
+        assert run.returncode == 1, run.stdout
+        assert "CI needs a real Docker Engine" in run.stdout
+    else:
+        assert run.returncode == 0, run.stdout
+        assert "SKIPPED" in run.stdout and "no test Docker daemon" in run.stdout
