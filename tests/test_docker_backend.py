@@ -473,3 +473,61 @@ async def test_a_release_task_runs_once_streams_and_is_removed(env: Env) -> None
     assert not [c for c in tasks if c.labels.get(labels.SERVICE) == env.service]
     with pytest.raises(BackendError):
         await backend.run_task("7.7.7", ["true"])
+
+
+# --------------------------------------------------------------------------- the demo service's images
+
+
+async def load(url: str, stop: asyncio.Event, seen: dict[str, int], failures: list[str]) -> None:
+    """One client sending requests until ``stop``; counts versions served and failures."""
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            try:
+                async with session.get(url + "/", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status != 200:
+                        failures.append(f"HTTP {resp.status}")
+                        continue
+                    seen[body["version"]] = seen.get(body["version"], 0) + 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failures.append(repr(exc))
+
+
+@pytest.mark.asyncio
+async def test_demo_images_exact_weights_and_no_failed_request_across_the_release(
+    tmp_path: Path, demo_images: dict[str, object], docker_service: str
+) -> None:
+    ctx_options = {
+        "image": "cockpit-demo", "versions": ["1.0.0", "1.1.0", "1.2.0"],
+        "command": ["--port", "{port}", "--env", "{env}"], "replicas": 2,
+    }  # fmt: skip
+    backend = make_docker_backend(tmp_path, docker_service, **ctx_options)
+    try:
+        await backend.start("1.0.0")
+        await backend.deploy_canary("1.1.0")
+        url = (await backend.status()).url or ""
+        stop, seen, failures = asyncio.Event(), {}, []  # type: ignore[var-annotated]
+        clients = [asyncio.ensure_future(load(url, stop, seen, failures)) for _ in range(6)]
+        try:
+            await backend.set_weight(25)
+            await asyncio.sleep(0.3)  # requests picked at weight 0 are done
+            seen.clear()
+            await until(lambda: sum(seen.values()) >= 400, 30.0, "400 requests at 25 %")
+            share = 100 * seen.get("1.1.0", 0) / sum(seen.values())
+            n = sum(seen.values())
+            assert abs(share - 25) <= 4.5 * 100 * (0.25 * 0.75 / n) ** 0.5, (share, n)
+            await backend.set_weight(100)
+            await backend.promote_canary()
+            await backend.deploy_canary("1.2.0")
+            await backend.set_weight(50)
+            await backend.remove_canary()  # abort
+            await backend.deploy_stable("1.0.0")  # rollback
+            await asyncio.sleep(0.3)
+        finally:
+            stop.set()
+            await asyncio.gather(*clients)
+        assert failures == [], failures[:5]
+        status = await backend.status()
+        assert status.stable is not None and status.stable.version == "1.0.0" and status.canary is None
+    finally:
+        await backend.close()
