@@ -177,6 +177,21 @@ async def test_a_container_that_keeps_dying_is_a_crash_loop(env: Env) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_container_stopped_by_hand_is_not_a_crash_loop(env: Env) -> None:
+    backend = env.backend(replicas=2, health_interval=60.0)
+    await backend.start("1.0.0")
+    env.running("stable")[0].stop(timeout=1)  # type: ignore[attr-defined]
+
+    async def said() -> bool:
+        s = await backend.status()
+        return s.stable is not None and "stopped outside the cockpit" in s.stable.problem
+
+    await until(said, 5.0, "the stop to be reported")
+    status = await backend.status()
+    assert status.stable is not None and not status.stable.crash_loop and status.stable.replicas_ready == 1
+
+
+@pytest.mark.asyncio
 async def test_a_container_that_exits_fails_the_deploy_with_its_last_lines(env: Env) -> None:
     backend = env.backend()
     await backend.start("1.0.0")
