@@ -303,8 +303,19 @@ async def test_rollback_to_a_retained_image_by_id(env: Env, test_images: dict[st
     assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.healthy
     assert await versions_served(status.url or "", 3) == {"1.0.0": 3}
     await backend.deploy_canary("1.2.0")
-    await backend.promote_canary()  # three deployments, retain=2: the oldest tag goes
-    assert [v for _, v in backend.retained()] == ["1.0.0", "1.2.0"] or len(backend.retained()) == 2
+    await backend.promote_canary()  # four deployments, retain=2: 1.1.0's retention tag goes
+    assert [v for _, v in backend.retained()] == ["1.0.0", "1.2.0"]
+    gone = f"{REPO}:cockpit-test-{test_images[f'{REPO}:1.1.0'][7:19]}"
+
+    def dropped() -> bool:
+        try:
+            env.client.images.get(gone)
+        except docker.errors.ImageNotFound:
+            return True
+        return False
+
+    await until(dropped, 5.0, "the oldest retention tag to go")
+    env.client.images.get(f"{REPO}:1.1.0")  # only the cockpit's own tag went, not the version's
 
 
 @pytest.mark.asyncio
@@ -546,3 +557,50 @@ async def test_demo_images_exact_weights_and_no_failed_request_across_the_releas
         assert status.stable is not None and status.stable.version == "1.0.0" and status.canary is None
     finally:
         await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_a_compose_service_is_adopted_and_a_missing_one_is_a_clear_error(
+    env: Env, docker_client: docker.DockerClient
+) -> None:
+    from cockpit.adapters.base import BackendConfigError
+    from cockpit.adapters.supervise import procs
+
+    port = procs.free_port()
+    project = f"p{env.service}"
+    web = docker_client.containers.run(
+        f"{REPO}:1.1.0", detach=True, network_mode="host", environment={"PORT": str(port)}, init=True,
+        labels={"com.docker.compose.service": "web", "com.docker.compose.project": project},
+    )  # fmt: skip
+    try:
+        missing = env.backend(adopt={"compose_service": "api", "compose_project": project, "port": port})
+        with pytest.raises(BackendConfigError, match="0 running containers of Compose service 'api'"):
+            await missing.start("1.0.0")
+        backend = env.backend(adopt={"compose_service": "web", "compose_project": project, "port": port})
+        await backend.start("1.0.0")
+        status = await backend.status()
+        assert status.stable is not None and status.stable.version == "1.1.0" and status.stable.healthy
+        assert await versions_served(status.url or "", 3) == {"1.1.0": 3}
+        await backend.close()
+        web.reload()
+        assert web.status == "running"  # closing the cockpit leaves what it adopted as it was
+    finally:
+        web.remove(force=True)
+
+
+@pytest.mark.asyncio
+async def test_a_second_cockpit_attaches_read_only(env: Env) -> None:
+    owner = env.backend()
+    await owner.start("1.0.0")
+    await owner.deploy_canary("1.1.0")
+    await owner.set_weight(40)
+    watcher = env.backend()
+    await watcher.attach()
+    status = await watcher.status()
+    assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.replicas_ready == 1
+    assert status.canary is not None and status.canary.version == "1.1.0" and status.weight == 40
+    assert "attached read-only" in status.detail
+    with pytest.raises(BackendError, match="attached read-only"):
+        await watcher.set_weight(0)
+    await watcher.close()
+    assert (await owner.status()).weight == 40  # the watcher's close changed nothing
