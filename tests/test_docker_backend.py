@@ -337,6 +337,20 @@ async def test_the_previous_colour_is_kept_for_an_instant_rollback(env: Env) -> 
 
 
 @pytest.mark.asyncio
+async def test_the_previous_colour_goes_when_its_time_is_up(env: Env) -> None:
+    backend = env.backend(keep_previous=1.0)
+    await backend.start("1.0.0")
+    await backend.deploy_canary("1.1.0")
+    await backend.promote_canary()
+    assert len(env.running("previous")) == 1
+    await until(lambda: not env.running("previous"), 6.0, "the previous colour to be stopped")
+    assert "kept for instant rollback" not in (await backend.status()).detail
+    await backend.deploy_stable("1.0.0")  # no longer kept: new containers, still a rollback
+    status = await backend.status()
+    assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.healthy
+
+
+@pytest.mark.asyncio
 async def test_replica_ratio_states_the_weight_it_really_gives(env: Env) -> None:
     backend = env.backend(traffic="replica-ratio", replicas=2, max_canary_replicas=4)
     await backend.start("1.0.0")
