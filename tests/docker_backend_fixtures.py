@@ -1,7 +1,7 @@
 """Fixtures of the docker backend's tests: a real daemon and small offline images.
 
-The daemon is the one ``DOCKER_HOST`` names (scripts/test.sh starts one; by hand:
-dockerd as in /work/shared/INFRA.md). Without a reachable daemon the tests skip - and
+The daemon is the one ``DOCKER_HOST`` names with ``COCKPIT_TEST_DOCKER=1`` (scripts/test.sh
+starts one through scripts/servers.sh). Without a reachable daemon the tests skip - and
 fail when CI=true, where it must be there.
 
 The images are busybox ``httpd`` on ``$PORT`` built offline ``FROM scratch`` (no registry
@@ -54,8 +54,9 @@ def daemon_url() -> str | None:
 def require_daemon() -> str:
     url = daemon_url()
     problem = None
-    if url is None:
-        problem = "DOCKER_HOST is not set (start a daemon: scripts/test.sh does)"
+    if url is None or os.environ.get("COCKPIT_TEST_DOCKER") != "1":
+        # Both, as tests/docker_fixtures.py: a developer's own DOCKER_HOST is never used by accident.
+        problem = "no test Docker daemon: COCKPIT_TEST_DOCKER/DOCKER_HOST are not set (scripts/test.sh starts one)"
     else:
         try:
             client = docker.DockerClient(base_url=url, timeout=5)

@@ -6,6 +6,7 @@ ratios, recovery after a crash, adoption, release task containers, the label fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -177,6 +178,21 @@ async def test_a_container_that_keeps_dying_is_a_crash_loop(env: Env) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_container_stopped_by_hand_is_not_a_crash_loop(env: Env) -> None:
+    backend = env.backend(replicas=2, health_interval=60.0)
+    await backend.start("1.0.0")
+    env.running("stable")[0].stop(timeout=1)  # type: ignore[attr-defined]
+
+    async def said() -> bool:
+        s = await backend.status()
+        return s.stable is not None and "stopped outside the cockpit" in s.stable.problem
+
+    await until(said, 5.0, "the stop to be reported")
+    status = await backend.status()
+    assert status.stable is not None and not status.stable.crash_loop and status.stable.replicas_ready == 1
+
+
+@pytest.mark.asyncio
 async def test_a_container_that_exits_fails_the_deploy_with_its_last_lines(env: Env) -> None:
     backend = env.backend()
     await backend.start("1.0.0")
@@ -288,8 +304,19 @@ async def test_rollback_to_a_retained_image_by_id(env: Env, test_images: dict[st
     assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.healthy
     assert await versions_served(status.url or "", 3) == {"1.0.0": 3}
     await backend.deploy_canary("1.2.0")
-    await backend.promote_canary()  # three deployments, retain=2: the oldest tag goes
-    assert [v for _, v in backend.retained()] == ["1.0.0", "1.2.0"] or len(backend.retained()) == 2
+    await backend.promote_canary()  # four deployments, retain=2: 1.1.0's retention tag goes
+    assert [v for _, v in backend.retained()] == ["1.0.0", "1.2.0"]
+    gone = f"{REPO}:cockpit-test-{test_images[f'{REPO}:1.1.0'][7:19]}"
+
+    def dropped() -> bool:
+        try:
+            env.client.images.get(gone)
+        except docker.errors.ImageNotFound:
+            return True
+        return False
+
+    await until(dropped, 5.0, "the oldest retention tag to go")
+    env.client.images.get(f"{REPO}:1.1.0")  # only the cockpit's own tag went, not the version's
 
 
 @pytest.mark.asyncio
@@ -308,6 +335,20 @@ async def test_the_previous_colour_is_kept_for_an_instant_rollback(env: Env) -> 
     status = await backend.status()
     assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.healthy
     assert [c.id for c in env.running("stable")] == [blue]  # type: ignore[attr-defined]  # no new container
+
+
+@pytest.mark.asyncio
+async def test_the_previous_colour_goes_when_its_time_is_up(env: Env) -> None:
+    backend = env.backend(keep_previous=1.0)
+    await backend.start("1.0.0")
+    await backend.deploy_canary("1.1.0")
+    await backend.promote_canary()
+    assert len(env.running("previous")) == 1
+    await until(lambda: not env.running("previous"), 6.0, "the previous colour to be stopped")
+    assert "kept for instant rollback" not in (await backend.status()).detail
+    await backend.deploy_stable("1.0.0")  # no longer kept: new containers, still a rollback
+    status = await backend.status()
+    assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.healthy
 
 
 @pytest.mark.asyncio
@@ -443,8 +484,9 @@ async def test_the_cockpit_touches_only_what_it_labelled(env: Env, docker_client
             c.reload()
             assert c.status == "running"
     finally:
-        other_env.remove(force=True)
-        unlabelled.remove(force=True)
+        for c in (other_env, unlabelled):
+            with contextlib.suppress(docker.errors.NotFound):  # a broken filter may have removed it
+                c.remove(force=True)
 
 
 # --------------------------------------------------------------------------- release tasks
@@ -473,3 +515,108 @@ async def test_a_release_task_runs_once_streams_and_is_removed(env: Env) -> None
     assert not [c for c in tasks if c.labels.get(labels.SERVICE) == env.service]
     with pytest.raises(BackendError):
         await backend.run_task("7.7.7", ["true"])
+
+
+# --------------------------------------------------------------------------- the demo service's images
+
+
+async def load(url: str, stop: asyncio.Event, seen: dict[str, int], failures: list[str]) -> None:
+    """One client sending requests until ``stop``; counts versions served and failures."""
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            try:
+                async with session.get(url + "/", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status != 200:
+                        failures.append(f"HTTP {resp.status}")
+                        continue
+                    seen[body["version"]] = seen.get(body["version"], 0) + 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failures.append(repr(exc))
+
+
+@pytest.mark.asyncio
+async def test_demo_images_exact_weights_and_no_failed_request_across_the_release(
+    tmp_path: Path, demo_images: dict[str, object], docker_service: str
+) -> None:
+    ctx_options = {
+        "image": "cockpit-demo", "versions": ["1.0.0", "1.1.0", "1.2.0"],
+        "command": ["--port", "{port}", "--env", "{env}"], "replicas": 2,
+    }  # fmt: skip
+    backend = make_docker_backend(tmp_path, docker_service, **ctx_options)
+    try:
+        await backend.start("1.0.0")
+        await backend.deploy_canary("1.1.0")
+        url = (await backend.status()).url or ""
+        stop, seen, failures = asyncio.Event(), {}, []  # type: ignore[var-annotated]
+        clients = [asyncio.ensure_future(load(url, stop, seen, failures)) for _ in range(6)]
+        try:
+            await backend.set_weight(25)
+            await asyncio.sleep(0.3)  # requests picked at weight 0 are done
+            seen.clear()
+            await until(lambda: sum(seen.values()) >= 400, 30.0, "400 requests at 25 %")
+            share = 100 * seen.get("1.1.0", 0) / sum(seen.values())
+            n = sum(seen.values())
+            assert abs(share - 25) <= 4.5 * 100 * (0.25 * 0.75 / n) ** 0.5, (share, n)
+            await backend.set_weight(100)
+            await backend.promote_canary()
+            await backend.deploy_canary("1.2.0")
+            await backend.set_weight(50)
+            await backend.remove_canary()  # abort
+            await backend.deploy_stable("1.0.0")  # rollback
+            await asyncio.sleep(0.3)
+        finally:
+            stop.set()
+            await asyncio.gather(*clients)
+        assert failures == [], failures[:5]
+        status = await backend.status()
+        assert status.stable is not None and status.stable.version == "1.0.0" and status.canary is None
+    finally:
+        await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_a_compose_service_is_adopted_and_a_missing_one_is_a_clear_error(
+    env: Env, docker_client: docker.DockerClient
+) -> None:
+    from cockpit.adapters.base import BackendConfigError
+    from cockpit.adapters.supervise import procs
+
+    port = procs.free_port()
+    project = f"p{env.service}"
+    web = docker_client.containers.run(
+        f"{REPO}:1.1.0", detach=True, network_mode="host", environment={"PORT": str(port)}, init=True,
+        labels={"com.docker.compose.service": "web", "com.docker.compose.project": project},
+    )  # fmt: skip
+    try:
+        missing = env.backend(adopt={"compose_service": "api", "compose_project": project, "port": port})
+        with pytest.raises(BackendConfigError, match="0 running containers of Compose service 'api'"):
+            await missing.start("1.0.0")
+        backend = env.backend(adopt={"compose_service": "web", "compose_project": project, "port": port})
+        await backend.start("1.0.0")
+        status = await backend.status()
+        assert status.stable is not None and status.stable.version == "1.1.0" and status.stable.healthy
+        assert await versions_served(status.url or "", 3) == {"1.1.0": 3}
+        await backend.close()
+        web.reload()
+        assert web.status == "running"  # closing the cockpit leaves what it adopted as it was
+    finally:
+        web.remove(force=True)
+
+
+@pytest.mark.asyncio
+async def test_a_second_cockpit_attaches_read_only(env: Env) -> None:
+    owner = env.backend()
+    await owner.start("1.0.0")
+    await owner.deploy_canary("1.1.0")
+    await owner.set_weight(40)
+    watcher = env.backend()
+    await watcher.attach()
+    status = await watcher.status()
+    assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.replicas_ready == 1
+    assert status.canary is not None and status.canary.version == "1.1.0" and status.weight == 40
+    assert "attached read-only" in status.detail
+    with pytest.raises(BackendError, match="attached read-only"):
+        await watcher.set_weight(0)
+    await watcher.close()
+    assert (await owner.status()).weight == 40  # the watcher's close changed nothing

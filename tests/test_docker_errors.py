@@ -62,6 +62,19 @@ async def test_a_socket_nobody_answers_on_is_refused(tmp_path: Path) -> None:
         dead.close()
 
 
+def test_the_options_load_without_the_docker_sdk() -> None:
+    """A plan is checked (and the registry lists the adapter) without importing the SDK."""
+    code = (
+        "import sys; from cockpit.adapters.docker.options import DockerOptions; "
+        "from cockpit.adapters import registry; assert 'docker' in registry.backend_names(); "
+        "DockerOptions.model_validate({'image': 'x', 'versions': ['1']}); "
+        "print(sorted(m for m in sys.modules if m == 'docker' or m.startswith('docker.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip() == "[]"
+
+
 def test_options_say_what_is_wrong() -> None:
     base = {"image": "svc", "versions": ["1"]}
     with pytest.raises(pydantic.ValidationError, match="without tag or digest"):

@@ -734,6 +734,11 @@ class DockerBackend(DeployBackend):
         if code == 0:
             box.problem += "; it exited cleanly, so Docker's on-failure policy does not restart it"
             return
+        if int(data.get("RestartCount", 0)) < policy.max_restarts:
+            # Not Docker giving up: the container was stopped (by hand, or by a daemon that
+            # shut down), which no restart policy undoes.
+            box.problem += "; stopped outside the cockpit, not restarted by Docker"
+            return
         box.crash_loop = True
         box.problem = (
             f"crash loop: container #{box.index} ({box.version}) exited {int(data.get('RestartCount', 0)) + 1} times; "

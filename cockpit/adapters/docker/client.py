@@ -44,6 +44,8 @@ def daemon_url(docker_host: str | None) -> str:
 
 def describe_failure(url: str, exc: BaseException) -> BackendError:
     """One clear line on why the daemon at ``url`` cannot be used."""
+    if isinstance(exc, BackendError):
+        return exc  # already said
     text = str(exc)
     socket_path = url.removeprefix("unix://") if url.startswith("unix://") else None
     if isinstance(exc, PermissionError) or "Permission denied" in text:
