@@ -103,10 +103,13 @@ def read_plan(path: str) -> Plan:
         sys.exit(EXIT_USAGE)
 
 
-def demo_plan(port_base: int | None) -> Plan:
-    """The embedded demo plan; ``port_base`` moves its routers (0: free ports)."""
-    text = resources.files("cockpit.demo").joinpath("plan.toml").read_text(encoding="utf-8")
-    plan = parse_plan(text, "cockpit/demo/plan.toml")
+def demo_plan(port_base: int | None, backend: str = "local") -> Plan:
+    """The embedded demo plan of ``backend``; ``port_base`` moves its routers (0: free ports)."""
+    from cockpit.demo.session import DEMO_BACKENDS
+
+    name = DEMO_BACKENDS[backend]
+    text = resources.files("cockpit.demo").joinpath(name).read_text(encoding="utf-8")
+    plan = parse_plan(text, f"cockpit/demo/{name}")
     if port_base is None:
         return plan
     data = plan.model_dump()
@@ -173,8 +176,16 @@ def cli() -> None:
 @click.option(
     "--reset", is_flag=True, help="Start the demo from 1.0.0 again (the old journal is kept aside)."
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "docker"]),
+    default="local",
+    show_default=True,
+    help="Where the versions run: local processes, or containers of a Docker daemon ($DOCKER_HOST).",
+)
 @state_dir_option
 def demo(
+    backend: str,
     headless: bool,
     env_name: str,
     version: str | None,
@@ -189,13 +200,15 @@ def demo(
     1.0.0 runs everywhere; 1.1.0 is a good release; 1.2.0 has a latent regression
     that analysis catches in production.
     """
-    plan = demo_plan(port_base)
-    base = state_base(state_dir) / "demo"
+    plan = demo_plan(port_base, backend)
+    # Each backend keeps its own journal: a docker demo's history is not the local one's.
+    base = state_base(state_dir) / ("demo" if backend == "local" else f"demo-{backend}")
     # Bad input is refused before --reset touches the journal: a usage error loses nothing.
     if headless and not version:
         fail("--headless needs --version (for example --version 1.1.0)")
     if reset:
         keep_journal_aside(paths.journal_path(base))
+    prepare_demo(backend)
     if headless and version:  # a headless run without a version was refused above
         sys.exit(
             run_headless(
@@ -204,6 +217,15 @@ def demo(
         )
     session = make_session(plan, str(base), demo_traffic=True)
     open_ui(session, (env_name, version, reason) if version else None)
+
+
+def prepare_demo(backend: str) -> None:
+    from cockpit.demo.session import DemoBackendError, prepare_demo_backend
+
+    try:
+        prepare_demo_backend(backend)
+    except DemoBackendError as err:
+        fail(str(err), 1)
 
 
 def keep_journal_aside(journal: Path) -> None:

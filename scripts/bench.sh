@@ -9,3 +9,16 @@ if [[ -f scripts/bench_ui.py ]]; then
     echo "== screen: log flood, key latency, memory, first paint"
     .venv/bin/python scripts/bench_ui.py
 fi
+echo "== docker backend: start-to-healthy, canary step, abort, promote, rollback"
+if command -v dockerd >/dev/null; then
+    # A private daemon unless one is given (DOCKER_HOST), stopped with nothing left behind.
+    if [[ -z "${DOCKER_HOST:-}" ]]; then
+        RT=$(mktemp -d /tmp/cockpit-bench.XXXXXX)
+        trap 'bash scripts/servers.sh stop "$RT"; rm -rf "$RT"' EXIT
+        # shellcheck disable=SC1090
+        source <(bash scripts/servers.sh start "$RT" docker)
+    fi
+    .venv/bin/python scripts/bench_docker.py
+else
+    echo "skipped: dockerd is not installed (scripts/setup.sh --test installs it)"
+fi

@@ -25,16 +25,25 @@ fi
 if [[ $want_test == 1 ]]; then
     # tmux: end-to-end runs of the real app; dbus + gnome-keyring: a real Secret
     # Service for the keyring tests; librsvg2-bin: SVG screenshots to PNG.
-    for pkg in tmux dbus dbus-x11 gnome-keyring librsvg2-bin; do
+    # busybox-static: the shell in the demo's offline container image; curl: servers.sh
+    # asks the test Docker daemon whether it is up.
+    for pkg in tmux dbus dbus-x11 gnome-keyring librsvg2-bin busybox-static curl; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_packages+=("$pkg")
     done
+    # A real Docker Engine for the docker backend's tests (scripts/servers.sh starts a
+    # private one). Any dockerd will do, so only a missing one brings in Debian's.
+    command -v dockerd >/dev/null || apt_packages+=(docker.io)
+    # The demo image is built from the system's own Python 3.11 (cockpit/demo/image.py).
+    [[ -x /usr/bin/python3.11 ]] || apt_packages+=(python3.11)
 fi
 if ((${#apt_packages[@]})); then
     if [[ $(id -u) == 0 ]]; then
         echo "setup: apt-get install ${apt_packages[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+        # No stdin in CI; wait for a dpkg lock another apt run holds instead of failing.
+        apt-get -o DPkg::Lock::Timeout=300 update -qq </dev/null
+        apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${apt_packages[@]}" \
+            </dev/null >/dev/null
     else
         echo "setup: please install: sudo apt-get install ${apt_packages[*]}" >&2
         exit 1

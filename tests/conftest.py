@@ -8,6 +8,15 @@ from pathlib import Path
 
 import pytest
 
+# The real Docker Engine's fixtures, for every test module (tests/docker_fixtures.py).
+from tests.docker_fixtures import (  # noqa: F401
+    demo_images,
+    docker_client,
+    docker_host,
+    docker_labels,
+    docker_service,
+)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

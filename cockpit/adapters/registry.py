@@ -29,7 +29,10 @@ BACKENDS_GROUP = "cockpit.backends"
 METRICS_GROUP = "cockpit.metrics_sources"
 
 _BUILTIN: dict[str, dict[str, str]] = {
-    BACKENDS_GROUP: {"local": "cockpit.adapters.local:LocalBackend"},
+    BACKENDS_GROUP: {
+        "local": "cockpit.adapters.local:LocalBackend",
+        "docker": "cockpit.adapters.docker:DockerBackend",
+    },
     METRICS_GROUP: {"scrape": "cockpit.adapters.scrape:ScrapeMetricsSource"},
 }
 

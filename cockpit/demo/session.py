@@ -11,6 +11,29 @@ from cockpit.engine.session import Session
 from cockpit.engine.views import BLUE_GREEN, strategy_kind
 from cockpit.plan.models import Plan
 
+# Where the demo's versions run -> its plan (package data of cockpit.demo).
+DEMO_BACKENDS = {"local": "plan.toml", "docker": "plan_docker.toml"}
+
+
+class DemoBackendError(Exception):
+    """The chosen demo backend cannot run here; ``str(err)`` says why and what to do."""
+
+
+def prepare_demo_backend(backend: str) -> None:
+    """What a backend needs before its first deploy: for ``docker``, the demo images in
+    the daemon ``DOCKER_HOST`` names (built offline and loaded when missing, a second or
+    two; found in the cache otherwise). Fails before the screen opens, not in a column."""
+    if backend != "docker":
+        return
+    from cockpit.demo.image import ImageBuildError, ensure_demo_images
+
+    try:
+        ensure_demo_images()
+    except ImageBuildError as err:
+        raise DemoBackendError(
+            f"the Docker demo cannot start: {err} (DOCKER_HOST names the daemon)"
+        ) from None
+
 
 class DemoSession(Session):
     """Owns one traffic generator per environment of ``traffic``; they stop before the
