@@ -31,7 +31,14 @@ class CockpitHeader(Vertical):
     CockpitHeader #header-row > Static { width: auto; height: 1; padding: 0 1; }
     CockpitHeader #header-row #header-release { width: 1fr; content-align: center middle; }
     CockpitHeader #header-clock { color: $text-muted; }
+    /* Narrow terminals: the release is what matters at 3 a.m.; the description and the
+       word "driving" give way first, so "release production: 1.2.0" is never cut. */
+    CockpitHeader.-narrow #header-description { display: none; }
+    CockpitHeader.-narrow #header-driving { display: none; }
+    CockpitHeader.-narrow #header-row > Static { padding: 0 0 0 1; }
     """
+
+    NARROW_WIDTH = 120  # below this the header drops the service description and "driving"
 
     class AlertsChanged(Message):
         """The unacknowledged alerts changed; ``alerts`` newest first."""
@@ -50,19 +57,20 @@ class CockpitHeader(Vertical):
         self._alerts_version = -1
 
     def compose(self) -> ComposeResult:
-        title = Content.assemble(
-            ("cockpit ", "$foreground 55%"),
-            (self.service, "bold $accent"),
-            (f"  {self.description}" if self.description else "", "$foreground 55%"),
-        )
+        title = Content.assemble(("cockpit ", "$foreground 55%"), (self.service, "bold $accent"))
         with Horizontal(id="header-row"):
             yield Static(title, id="header-service")
+            description = Static(Content.styled(self.description, "$foreground 55%"), id="header-description")
+            description.display = bool(self.description)
+            yield description
             yield Static("", id="header-release")
-            yield Static(
-                Content.assemble(("driving ", "$foreground 55%"), (self.user, "bold")), id="header-user"
-            )
+            yield Static(Content.styled("driving", "$foreground 55%"), id="header-driving")
+            yield Static(Content.styled(self.user, "bold"), id="header-user")
             yield Static("", id="header-clock")
         yield AlertBanner()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < self.NARROW_WIDTH, "-narrow")
 
     def show(self, release: str | None, now: float) -> None:
         if release != self._release:
