@@ -107,6 +107,18 @@ async def test_pause_timeout_waits_then_promotes_each_indefinite_pause(tmp_path:
     assert [w.split(":")[0] for w in waits] == ["paused at step 2/4", "paused at step 4/4"]
     promotes = [r for r in journal_of(session) if r[:2] == ("promote", "ok")]
     assert [r[2] for r in promotes] == ["--pause-timeout 0.3s elapsed"] * 2
+    # Each pause was waited out before its promote: the promote starts at least 0.3 s after
+    # the step that paused (the journal's own timestamps).
+    reader = Journal(session.journal.path, read_only=True)
+    try:
+        records = reader.records(service=session.plan.service.name, limit=100)
+    finally:
+        reader.close()
+    records.sort(key=lambda r: r.ts)
+    for n, record in enumerate(records):
+        if (record.action, record.outcome) == ("promote", "started"):
+            before = records[n - 1]
+            assert record.ts - before.ts >= 0.3, (before.action, record.ts - before.ts)
 
 
 async def test_the_overall_timeout_still_wins_over_a_long_pause_timeout(tmp_path: Path) -> None:

@@ -104,3 +104,59 @@ async def test_q_on_the_preview_leaves_at_once(tmp_path: Path) -> None:
 async def test_the_app_needs_exactly_one_of_a_session_and_a_loader() -> None:
     with pytest.raises(ValueError, match="session or a session loader"):
         CockpitApp()
+
+
+def run_in_pty(args: list[str], cwd: Path, timeout: float = 30) -> tuple[int, str]:
+    """``python -m cockpit ARGS`` on a pseudo-terminal (the screen needs one): its exit code
+    and everything it wrote."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cockpit", *args],
+        stdin=slave, stdout=slave, stderr=slave, cwd=cwd, start_new_session=True,
+        env={**os.environ, "TERM": "xterm-256color", "COCKPIT_STATE_DIR": str(cwd / "state")},
+    )  # fmt: skip
+    os.close(slave)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 1 << 16)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    return code, output.decode(errors="replace")
+
+
+async def test_open_on_a_bad_plan_lists_its_problems_as_check_does(tmp_path: Path) -> None:
+    """The plan is validated after the first frame now: its problems must still end the
+    command as `cockpit check` reports them (exit 2, every problem listed)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[service]\nname = "Not A Name"\n\n[[environments]]\nname = "dev"\ninitial_version = "1.0.0"\n'
+        '  [environments.backend]\n  adapter = "local"\n    [environments.backend.options]\n'
+        '    versions = ["1.0.0"]\n\n[strategy.canary]\nsteps = [{ set_weight = 20 }]\n'
+    )
+    code, out = run_in_pty(["open", str(bad)], tmp_path)
+    assert code == 2, out
+    assert f"{bad}: 1 problem found" in out, out
+    assert "service.name" in out.split("1 problem found", 1)[1]
+    assert "Traceback" not in out
