@@ -175,6 +175,9 @@ def test_status_attaches_read_only_to_a_running_rollout(tmp_path: Path, service:
             "--version",
             "1.1.0",
             "--headless",
+            # Held at the indefinite pause (without it the run stops there at once, exit 4).
+            "--pause-timeout",
+            "10m",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
