@@ -308,7 +308,7 @@ def start_log(ctx: click.Context, log_file: str | None, level: str) -> None:
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cockpit", message="%(prog)s %(version)s")
+@click.version_option(__version__, prog_name="cockpit")
 @click.option(
     "--log",
     "log_file",
@@ -418,7 +418,7 @@ def show_demo_releases() -> None:
     envs = data.get("environments") or [{}]
     versions = envs[0].get("backend", {}).get("options", {}).get("versions", [])
     first = envs[0].get("initial_version", "")
-    click.echo(f"cockpit {__version__}")
+    click.echo(f"cockpit, version {__version__}")
     click.echo(f"demo releases: {', '.join(versions)} ({first} runs everywhere at start)")
     click.echo("roll one out: cockpit demo --version 1.1.0 (add --headless --env E for CI)")
 

@@ -388,11 +388,11 @@ def test_version_of_the_cockpit_and_of_the_demo(tmp_path: Path) -> None:
     from cockpit import __version__
 
     top = cockpit("--version", state=tmp_path, timeout=30)
-    assert (top.returncode, top.stdout) == (0, f"cockpit {__version__}\n"), top.stderr
+    assert (top.returncode, top.stdout) == (0, f"cockpit, version {__version__}\n"), top.stderr
     demo = cockpit("demo", "--version", state=tmp_path, timeout=30)
     assert demo.returncode == 0, demo.stderr
     assert demo.stdout.splitlines() == [
-        f"cockpit {__version__}",
+        f"cockpit, version {__version__}",
         "demo releases: 1.0.0, 1.1.0, 1.2.0 (1.0.0 runs everywhere at start)",
         "roll one out: cockpit demo --version 1.1.0 (add --headless --env E for CI)",
     ]
