@@ -1,13 +1,19 @@
 """The ``cockpit`` command: demo, open, check, status, rollout, history, secrets, adapters.
 
 Every error ends as one clear line on stderr and an exit code, never a traceback:
-2 for usage and plan errors, 3 when analysis aborted a rollout, 1 for the rest.
+2 for usage and plan errors, 3 when analysis aborted a rollout, 4 when a headless run
+stopped at an indefinite pause, 1 for the rest.
+
+The screen's commands (demo, open, rollout) hand the app a loader, not a session: the
+first frame is painted before the plan is parsed (cockpit/ui/loading.py), so this module
+imports neither the plan models nor the engine at import time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import sys
@@ -15,15 +21,20 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from cockpit import __version__, paths
-from cockpit.plan.loader import PlanError, load_plan, parse_plan
-from cockpit.plan.models import Plan
+
+if TYPE_CHECKING:
+    from cockpit.engine.session import Session
+    from cockpit.plan.loader import PlanError
+    from cockpit.plan.models import Plan
+    from cockpit.ui.loading import Preview, SessionLoader
 
 EXIT_USAGE = 2
+log = logging.getLogger(__name__)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -84,6 +95,47 @@ class Seconds(click.ParamType):
         return seconds
 
 
+class PauseDuration(click.ParamType):
+    """A duration as the plan writes one (``90s``, ``2m``...; the plan's own parser), > 0."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from cockpit.units import parse_duration
+
+        try:
+            seconds = parse_duration(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+        if seconds <= 0:
+            self.fail(f"expected a duration greater than 0, found {value!r}", param, ctx)
+        return seconds
+
+
+def headless_only(headless: bool, auto_promote: bool, pause_timeout: float | None) -> None:
+    """--auto-promote and --pause-timeout steer a run with nobody at the screen: with the
+    screen, the engineer promotes. Refused rather than silently ignored."""
+    if headless:
+        if auto_promote and pause_timeout is not None:
+            fail("--auto-promote and --pause-timeout contradict each other: choose one")
+        return
+    for given, name in ((auto_promote, "--auto-promote"), (pause_timeout is not None, "--pause-timeout")):
+        if given:
+            fail(f"{name} is for --headless runs only (on the screen, promote with the promote key)")
+
+
+def require_terminal() -> None:
+    """The full screen needs a terminal on stdin and stdout; without one (CI, a pipe, a
+    redirect) it would hang or scribble escape codes, so say so and exit 2 instead."""
+    missing = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not stream.isatty()]
+    if missing:
+        fail(
+            f"the cockpit screen needs a terminal, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not one; in CI or a script use --headless"
+            " (cockpit rollout PLAN --env E --version V --headless, or cockpit demo --headless)"
+        )
+
+
 def state_base(state_dir: str | None) -> Path:
     """The usable state dir, or one line saying why not (exit 2: the argument is wrong)."""
     try:
@@ -92,30 +144,88 @@ def state_base(state_dir: str | None) -> Path:
         fail(str(err))
 
 
+def report_plan_error(path: str, err: PlanError) -> NoReturn:
+    count = len(err.issues)
+    click.echo(f"{path}: {count} problem{'s' if count != 1 else ''} found", err=True)
+    for issue in err.issues:
+        click.echo(f"  {issue}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
 def read_plan(path: str) -> Plan:
+    from cockpit.plan.loader import PlanError, load_plan
+
     try:
         return load_plan(path)
     except PlanError as err:
-        count = len(err.issues)
-        click.echo(f"{path}: {count} problem{'s' if count != 1 else ''} found", err=True)
-        for issue in err.issues:
-            click.echo(f"  {issue}", err=True)
-        sys.exit(EXIT_USAGE)
+        report_plan_error(path, err)
+
+
+# Where the demo's versions run -> its plan (package data of cockpit.demo). Here, not in
+# cockpit.demo.session, so reading the plan for the first frame imports no engine.
+DEMO_PLANS = {"local": "plan.toml", "docker": "plan_docker.toml"}
+DEMO_PLAN = "cockpit/demo/plan.toml"
+
+
+def demo_plan_name(backend: str = "local") -> str:
+    return f"cockpit/demo/{DEMO_PLANS[backend]}"
+
+
+def demo_plan_text(backend: str = "local") -> str:
+    return resources.files("cockpit.demo").joinpath(DEMO_PLANS[backend]).read_text(encoding="utf-8")
 
 
 def demo_plan(port_base: int | None, backend: str = "local") -> Plan:
     """The embedded demo plan of ``backend``; ``port_base`` moves its routers (0: free ports)."""
-    from cockpit.demo.session import DEMO_BACKENDS
+    from cockpit.plan.loader import parse_plan
+    from cockpit.plan.models import Plan
 
-    name = DEMO_BACKENDS[backend]
-    text = resources.files("cockpit.demo").joinpath(name).read_text(encoding="utf-8")
-    plan = parse_plan(text, f"cockpit/demo/{name}")
+    plan = parse_plan(demo_plan_text(backend), demo_plan_name(backend))
     if port_base is None:
         return plan
     data = plan.model_dump()
     for offset, env in enumerate(data["environments"]):
         env["backend"]["options"]["port"] = 0 if port_base == 0 else port_base + offset
     return Plan.model_validate(data)
+
+
+def peek(text: str) -> dict[str, Any]:
+    """The plan's TOML, read without validation (milliseconds), for the first frame only;
+    ``{}`` if it does not parse: the loader will say why."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+
+
+def preview_of(text: str, fallback_name: str) -> Preview:
+    """What the first frame shows: the service and environment names, if readable."""
+    from cockpit.identity import current_user
+    from cockpit.ui.loading import Preview
+
+    data = peek(text)
+    service = data.get("service")
+    service = service if isinstance(service, dict) else {}
+    envs = data.get("environments")
+    envs = envs if isinstance(envs, list) else []
+    names = tuple(str(e["name"]) for e in envs if isinstance(e, dict) and isinstance(e.get("name"), str))
+    return Preview(
+        service=str(service.get("name") or fallback_name),
+        description=str(service.get("description") or ""),
+        envs=names[:12],
+        user=current_user(),
+    )
+
+
+def read_for_preview(path: str) -> str:
+    """The plan's text for the preview; "" when it cannot be read (the loader will say why)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1 << 20).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def state_dir_option(f: Any) -> Any:
@@ -127,35 +237,107 @@ def state_dir_option(f: Any) -> Any:
     )(f)
 
 
-def make_session(plan: Plan, state_dir: str | None, *, demo_traffic: bool = False, **kwargs: Any) -> Any:
-    """``demo_traffic``: the demo's simulated users start on each environment once it is up."""
+def new_session(plan: Plan, state_dir: str | None, *, demo_traffic: bool = False, **kwargs: Any) -> Session:
+    """``demo_traffic``: the demo's simulated users start on each environment once it is up.
+    Raises what opening the state raises; :func:`make_session` turns it into one line."""
     from cockpit.demo.session import DemoSession
-    from cockpit.engine.journal import JournalWriteError
     from cockpit.engine.session import Session
 
     cls = DemoSession if demo_traffic else Session
-    try:
-        return cls(plan, state_dir=Path(state_dir) if state_dir else None, **kwargs)
-    except paths.StateDirError as err:
+    return cls(plan, state_dir=Path(state_dir) if state_dir else None, **kwargs)
+
+
+def report_session_error(err: Exception) -> NoReturn:
+    """One line for an error opening the cockpit state; anything else is re-raised."""
+    from cockpit.engine.journal import JournalWriteError
+
+    if isinstance(err, paths.StateDirError):
         fail(str(err))
-    except (OSError, ValueError, JournalWriteError) as err:
+    if isinstance(err, OSError | ValueError | JournalWriteError):
         fail(f"cannot open the cockpit state: {err}", 1)
+    raise err
 
 
-def open_ui(session: Any, rollout: tuple[str, str, str] | None = None) -> None:
+def make_session(plan: Plan, state_dir: str | None, *, demo_traffic: bool = False, **kwargs: Any) -> Any:
+    try:
+        return new_session(plan, state_dir, demo_traffic=demo_traffic, **kwargs)
+    except Exception as err:
+        report_session_error(err)
+
+
+def open_ui(loader: SessionLoader, plan_path: str, rollout: tuple[str, str, str] | None = None) -> None:
+    """The full screen; the plan is read and the session opened after its first frame.
+    Their errors are reported as without a screen: the plan's problems (exit 2), or one line."""
     try:
         from cockpit.ui.app import run_app
     except ImportError as err:  # pragma: no cover - the UI ships with the package
         fail(f"the cockpit screen is not available: {err}", 1)
-    code = run_app(session, initial_rollout=rollout)
+    try:
+        code = run_app(loader, initial_rollout=rollout)
+    except Exception as err:
+        from cockpit.plan.loader import PlanError  # imported here: not before the first frame
+
+        if isinstance(err, PlanError):
+            report_plan_error(plan_path, err)
+        report_session_error(err)
     if code:
         sys.exit(code)
 
 
+def screen_loader(
+    preview: Preview, read: Any, state_dir: str | None, *, demo_traffic: bool = False
+) -> SessionLoader:
+    from cockpit.ui.loading import SessionLoader
+
+    return SessionLoader(
+        preview=preview,
+        read_plan=read,
+        open_session=lambda plan: new_session(plan, state_dir, demo_traffic=demo_traffic),
+    )
+
+
+def start_log(ctx: click.Context, log_file: str | None, level: str) -> None:
+    """--log FILE: logging records to FILE (0600, secrets masked); see cockpit/debuglog.py."""
+    if log_file is None:
+        return
+    from cockpit import debuglog
+
+    try:
+        debuglog.configure(log_file, level)
+    except debuglog.LogFileError as err:
+        fail(str(err))
+    log.info(
+        "cockpit %s: %s (pid %d)",
+        __version__,
+        " ".join([ctx.info_name or "cockpit", *sys.argv[1:]]),
+        os.getpid(),
+    )
+
+
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cockpit")
-def cli() -> None:
-    """A full-screen terminal release cockpit for on-call engineers."""
+@click.option(
+    "--log",
+    "log_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Append the cockpit's log records to FILE (created 0600; secret values masked).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="The least severe records written to --log FILE.",
+)
+@click.pass_context
+def cli(ctx: click.Context, log_file: str | None, log_level: str) -> None:
+    """A full-screen terminal release cockpit for on-call engineers.
+
+    `cockpit --version` prints the cockpit's version; `cockpit demo --version` (no value)
+    lists the demo's releases.
+    """
+    start_log(ctx, log_file, log_level)
 
 
 # --------------------------------------------------------------------------- demo
@@ -164,8 +346,21 @@ def cli() -> None:
 @cli.command()
 @click.option("--headless", is_flag=True, help="Run one rollout without the screen and exit.")
 @click.option("--env", "env_name", default="production", show_default=True, help="Environment (headless).")
-@click.option("--version", "version", default=None, help="Version to roll out (headless: 1.1.0 or 1.2.0).")
-@click.option("--auto-promote", is_flag=True, help="Promote past indefinite pauses (headless).")
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    is_flag=False,
+    flag_value="",
+    help="Version to roll out (1.1.0 or 1.2.0). Without a value: list the demo's releases.",
+)
+@click.option("--auto-promote", is_flag=True, help="Promote past indefinite pauses (headless only).")
+@click.option(
+    "--pause-timeout",
+    type=PauseDuration(),
+    default=None,
+    help="Wait DURATION (90s, 2m...) at each indefinite pause, then promote (headless only).",
+)
 @click.option("--reason", default="", help="Why: lands in the journal.")
 @click.option(
     "--port-base",
@@ -190,6 +385,7 @@ def demo(
     env_name: str,
     version: str | None,
     auto_promote: bool,
+    pause_timeout: float | None,
     reason: str,
     port_base: int | None,
     reset: bool,
@@ -200,23 +396,51 @@ def demo(
     1.0.0 runs everywhere; 1.1.0 is a good release; 1.2.0 has a latent regression
     that analysis catches in production.
     """
-    plan = demo_plan(port_base, backend)
-    # Each backend keeps its own journal: a docker demo's history is not the local one's.
-    base = state_base(state_dir) / ("demo" if backend == "local" else f"demo-{backend}")
+    if version == "" and not headless:  # --version alone: what can be rolled out
+        show_demo_releases()
+        return
     # Bad input is refused before --reset touches the journal: a usage error loses nothing.
     if headless and not version:
         fail("--headless needs --version (for example --version 1.1.0)")
+    headless_only(headless, auto_promote, pause_timeout)
+    if not headless:
+        require_terminal()
+    # Each backend keeps its own journal: a docker demo's history is not the local one's.
+    base = state_base(state_dir) / ("demo" if backend == "local" else f"demo-{backend}")
     if reset:
         keep_journal_aside(paths.journal_path(base))
     prepare_demo(backend)
     if headless and version:  # a headless run without a version was refused above
         sys.exit(
             run_headless(
-                plan, str(base), env_name, version, auto_promote, reason or "headless demo rollout", demo_traffic=True
+                demo_plan(port_base, backend),
+                str(base),
+                env_name,
+                version,
+                auto_promote,
+                reason or "headless demo rollout",
+                demo_traffic=True,
+                pause_timeout=pause_timeout,
             )
         )
-    session = make_session(plan, str(base), demo_traffic=True)
-    open_ui(session, (env_name, version, reason) if version else None)
+    loader = screen_loader(
+        preview_of(demo_plan_text(backend), "shop"),
+        lambda: demo_plan(port_base, backend),
+        str(base),
+        demo_traffic=True,
+    )
+    open_ui(loader, demo_plan_name(backend), (env_name, version, reason) if version else None)
+
+
+def show_demo_releases() -> None:
+    """``cockpit demo --version``: the cockpit's version and the releases the demo can roll out."""
+    data = peek(demo_plan_text())
+    envs = data.get("environments") or [{}]
+    versions = envs[0].get("backend", {}).get("options", {}).get("versions", [])
+    first = envs[0].get("initial_version", "")
+    click.echo(f"cockpit, version {__version__}")
+    click.echo(f"demo releases: {', '.join(versions)} ({first} runs everywhere at start)")
+    click.echo("roll one out: cockpit demo --version 1.1.0 (add --headless --env E for CI)")
 
 
 def prepare_demo(backend: str) -> None:
@@ -248,8 +472,17 @@ def keep_journal_aside(journal: Path) -> None:
 @state_dir_option
 def open_cmd(plan_path: str, state_dir: str | None) -> None:
     """Open the cockpit on PLAN."""
-    session = make_session(read_plan(plan_path), state_dir)
-    open_ui(session)
+    require_terminal()
+    loader = screen_loader(
+        preview_of(read_for_preview(plan_path), Path(plan_path).stem), lambda: load(plan_path), state_dir
+    )
+    open_ui(loader, plan_path)
+
+
+def load(plan_path: str) -> Plan:
+    from cockpit.plan.loader import load_plan
+
+    return load_plan(plan_path)
 
 
 @cli.command()
@@ -360,9 +593,17 @@ async def collect_status(plan: Plan, state_dir: str | None) -> list[dict[str, An
 @click.option("--env", "env_name", required=True, help="Environment to release to.")
 @click.option("--version", "version", required=True, help="Version to roll out.")
 @click.option("--headless", is_flag=True, help="No screen: print transitions, exit with the outcome.")
-@click.option("--auto-promote", is_flag=True, help="Promote past indefinite pauses.")
+@click.option("--auto-promote", is_flag=True, help="Promote past indefinite pauses (headless only).")
+@click.option(
+    "--pause-timeout",
+    type=PauseDuration(),
+    default=None,
+    help="Wait DURATION (90s, 2m...) at each indefinite pause, then promote (headless only).",
+)
 @click.option("--reason", default="", help="Why: lands in the journal (required on protected environments).")
-@click.option("--timeout", type=Seconds(), default=1800.0, show_default=True, help="Seconds before giving up.")
+@click.option(
+    "--timeout", type=Seconds(), default=1800.0, show_default=True, help="Seconds before giving up."
+)
 @state_dir_option
 def rollout(
     plan_path: str,
@@ -370,6 +611,7 @@ def rollout(
     version: str,
     headless: bool,
     auto_promote: bool,
+    pause_timeout: float | None,
     reason: str,
     timeout: float,
     state_dir: str | None,
@@ -380,11 +622,16 @@ def rollout(
     Headless exit codes (from the outcome's cause and a fresh status, never from text):
       0    promoted, and the backend shows VERSION as stable at 100 %
       3    aborted by analysis (or inconclusive, no human) and traffic observed on stable
+      4    stopped at an indefinite pause (nobody to promote it: use --auto-promote or
+           --pause-timeout), aborted, and traffic observed on stable
       2    usage or plan error, or the start was refused
       1    anything else: failed abort, Degraded, health-gate or crash-loop abort,
            journal failure, timeout, or an outcome the backend could not confirm
       130  interrupted (SIGINT/SIGTERM), journaled with the state
     """
+    headless_only(headless, auto_promote, pause_timeout)
+    if not headless:
+        require_terminal()
     plan = read_plan(plan_path)
     if env_name not in [e.name for e in plan.environments]:
         fail(
@@ -393,11 +640,20 @@ def rollout(
     if headless:
         sys.exit(
             run_headless(
-                plan, state_dir, env_name, version, auto_promote, reason or "headless rollout", timeout
+                plan,
+                state_dir,
+                env_name,
+                version,
+                auto_promote,
+                reason or "headless rollout",
+                timeout,
+                pause_timeout=pause_timeout,
             )
         )
-    session = make_session(plan, state_dir)
-    open_ui(session, (env_name, version, reason))
+    loader = screen_loader(
+        preview_of(read_for_preview(plan_path), plan.service.name), lambda: plan, state_dir
+    )
+    open_ui(loader, plan_path, (env_name, version, reason))
 
 
 def run_headless(
@@ -409,17 +665,32 @@ def run_headless(
     reason: str,
     timeout: float = 1800.0,
     demo_traffic: bool = False,
+    pause_timeout: float | None = None,
 ) -> int:
     from cockpit.headless import run_rollout, transition_printer
 
     if env not in [e.name for e in plan.environments]:
         fail(f"no environment {env!r} in the plan (known: {', '.join(e.name for e in plan.environments)})")
     session = make_session(
-        plan, state_dir, demo_traffic=demo_traffic, on_transition=transition_printer(sys.stdout, time.monotonic())
+        plan,
+        state_dir,
+        demo_traffic=demo_traffic,
+        on_transition=transition_printer(sys.stdout, time.monotonic()),
     )
-    return asyncio.run(
-        run_rollout(session, env, version, auto_promote=auto_promote, reason=reason, timeout=timeout)
+    log.info("headless rollout of %s to %s", version, env)
+    code = asyncio.run(
+        run_rollout(
+            session,
+            env,
+            version,
+            auto_promote=auto_promote,
+            pause_timeout=pause_timeout,
+            reason=reason,
+            timeout=timeout,
+        )
     )
+    log.info("headless rollout of %s to %s ended with exit code %d", version, env, code)
+    return code
 
 
 # --------------------------------------------------------------------------- history

@@ -6,6 +6,10 @@ never from reason text, so CI only reads "safe" when it was observed to be:
 * ``0`` promoted, verified: the backend shows the new version as stable at 100 %.
 * ``3`` aborted by analysis (or an inconclusive analysis with no human to decide) AND a
   fresh status shows traffic back on stable (weight 0, no canary, stable healthy).
+* ``4`` stopped at an indefinite pause (``pause = {}``): it waits for a promote and headless
+  has no one to give it, so instead of waiting forever the rollout is aborted, and 4 only
+  once traffic is observed back on stable. ``--auto-promote`` promotes such pauses at once;
+  ``--pause-timeout D`` makes each one a timed pause of D.
 * ``2`` usage or plan error, including a refused start.
 * ``1`` anything else, with what is known printed: a failed abort, a Degraded end, a
   health-gate or crash-loop abort, a journal failure, a timeout, or an outcome that
@@ -32,7 +36,7 @@ from cockpit.engine.state import Activity, Cause, Outcome, Phase, RolloutState
 from cockpit.model import BackendStatus
 from cockpit.secrets import redact
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ANALYSIS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ANALYSIS, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 # Only these causes may end in 3 ("traffic on stable"), and only once that is observed.
 ANALYSIS_CAUSES = (Cause.ANALYSIS_FAILED, Cause.INCONCLUSIVE_HEADLESS)
 
@@ -70,7 +74,11 @@ def _seen(status: BackendStatus | None, error: str | None) -> str:
     if status is None:
         return f"the backend cannot confirm it ({error})"
     track = status.stable
-    stable = f"stable {track.version} {track.replicas_ready}/{track.replicas_desired} ready" if track else "no stable"
+    stable = (
+        f"stable {track.version} {track.replicas_ready}/{track.replicas_desired} ready"
+        if track
+        else "no stable"
+    )
     canary = f", canary {status.canary.version} at {status.weight}%" if status.canary else ""
     return f"the backend shows {stable}{canary}"
 
@@ -93,18 +101,51 @@ async def verdict(controller: EnvironmentController, version: str) -> tuple[int,
         return EXIT_ERROR, f"error: {version} was promoted but is not verified: {_seen(status, error)}"
     cause = state.cause.value if state.cause else "unknown cause"
     if state.phase is Phase.ABORTED and state.cause in ANALYSIS_CAUSES:
-        on_stable = (
-            status is not None
-            and status.weight == 0
-            and status.canary is None
-            and status.stable is not None
-            and status.stable.healthy
-            and status.stable.version == state.stable_version
-        )
-        if on_stable:
+        if _on_stable(state, status):
             return EXIT_ANALYSIS, f"aborted: {state.reason}"
-        return EXIT_ERROR, f"error: aborted ({cause}); traffic is not verified on stable: {_seen(status, error)}"
+        return (
+            EXIT_ERROR,
+            f"error: aborted ({cause}); traffic is not verified on stable: {_seen(status, error)}",
+        )
     return EXIT_ERROR, f"{state.phase.value.lower()} ({cause}): {state.reason}; {_seen(status, error)}"
+
+
+def _on_stable(state: RolloutState, status: BackendStatus | None) -> bool:
+    """Observed: all traffic on a healthy stable of the version the engine holds stable."""
+    return (
+        status is not None
+        and status.weight == 0
+        and status.canary is None
+        and status.stable is not None
+        and status.stable.healthy
+        and status.stable.version == state.stable_version
+    )
+
+
+async def pause_verdict(controller: EnvironmentController, pause: str) -> tuple[int, str]:
+    """The exit code once a rollout stopped at an indefinite pause has been aborted:
+    4 only when traffic is observed back on stable, 1 otherwise."""
+    state = controller.state
+    status: BackendStatus | None = None
+    error: str | None = None
+    try:
+        status = await controller.backend.status()
+    except BackendError as err:
+        error = redact(str(err))
+    if state.phase is Phase.ABORTED and _on_stable(state, status):
+        return EXIT_PAUSED, f"paused: {pause}; traffic is back on stable {state.stable_version}"
+    cause = state.cause.value if state.cause else "unknown cause"
+    return EXIT_ERROR, (
+        f"error: {pause}; the abort ended {state.phase.value} ({cause}), traffic is not verified on"
+        f" stable: {_seen(status, error)}"
+    )
+
+
+def _pause_text(env: str, state: RolloutState) -> str:
+    return (
+        f"{env} stopped at step {state.step_label}, an indefinite pause that waits for a promote;"
+        " headless has no one to promote (run with --auto-promote, or --pause-timeout DURATION)"
+    )
 
 
 def _ended(state: RolloutState, version: str) -> bool:
@@ -133,10 +174,14 @@ async def run_rollout(
     version: str,
     *,
     auto_promote: bool = False,
+    pause_timeout: float | None = None,
     reason: str = "",
     timeout: float = 1800.0,
     out: TextIO = sys.stdout,
 ) -> int:
+    """``pause_timeout``: each indefinite pause is waited out for that many seconds, then
+    promoted, like a timed pause. Without it or ``auto_promote`` such a pause stops the run
+    (exit 4): nobody can promote a headless rollout from elsewhere."""
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
     say = Printer(out)
@@ -157,10 +202,16 @@ async def run_rollout(
             return EXIT_USAGE
         deadline = time.monotonic() + timeout
         promoted_at: tuple[int, int] | None = None
+        paused_since: dict[tuple[int, int], float] = {}  # indefinite pauses met: since when
+        stopped_at: str | None = None  # set once the run gave up at an indefinite pause
         while True:
             state = controller.state
-            if _ended(state, version):
-                code, line = await verdict(controller, version)
+            if _ended(state, version) or (stopped_at is not None and _ended(state, "")):
+                code, line = (
+                    await pause_verdict(controller, stopped_at)
+                    if stopped_at is not None
+                    else await verdict(controller, version)
+                )
                 say(line)
                 return code
             if _inconclusive(state):
@@ -172,18 +223,39 @@ async def run_rollout(
                     return EXIT_ERROR
                 continue  # the verdict above decides, on what is then observed
             waiting_for_human = state.phase is Phase.PAUSED and state.paused_until is None
-            if waiting_for_human and (state.epoch, state.step_index) != promoted_at:
-                if auto_promote:
-                    promoted_at = (state.epoch, state.step_index)
-                    promoted = await session.submit(env, Promote(), reason or "auto-promote (headless)")
+            at = (state.epoch, state.step_index)
+            if waiting_for_human and at != promoted_at and stopped_at is None:
+                if not auto_promote and pause_timeout is None:
+                    # Waiting would be forever: no one can promote this run from elsewhere.
+                    stopped_at = _pause_text(env, state)
+                    aborted = await session.submit(env, Abort(), stopped_at)
+                    if not aborted.ok and controller.state.phase is Phase.PAUSED:
+                        say(f"error: {stopped_at}; the abort was refused: {aborted.message}")
+                        return EXIT_ERROR
+                    continue  # the pause verdict above decides, on what is then observed
+                if pause_timeout is not None and not auto_promote:
+                    since = paused_since.get(at)
+                    if since is None:
+                        since = paused_since[at] = time.monotonic()
+                        say(
+                            f"paused at step {state.step_label}: promoting in {pause_timeout:g}s (--pause-timeout)"
+                        )
+                    due = time.monotonic() - since >= pause_timeout
+                else:
+                    due = True
+                if due:
+                    promoted_at = at
+                    why = (
+                        "auto-promote (headless)"
+                        if auto_promote
+                        else f"--pause-timeout {pause_timeout:g}s elapsed"
+                    )
+                    promoted = await session.submit(env, Promote(), reason or why)
                     if not promoted.ok and promoted.cause is not None:
                         # Refused on observation (health gate, journal): with no human to
                         # decide, an automatic step that may not go forward goes back.
                         await session.submit(env, Abort(cause=promoted.cause), promoted.message)
                     continue
-                if promoted_at != (-1, state.step_index):
-                    promoted_at = (-1, state.step_index)
-                    say("paused until promoted: run with --auto-promote, or promote from the cockpit")
             if interrupted.is_set():
                 where = f"{env} left {state.phase.value} at step {state.step_label}"
                 controller.record_interruption(f"SIGINT/SIGTERM in headless mode; {where}")

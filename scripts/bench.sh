@@ -5,10 +5,10 @@ cd "$(dirname "$0")/.."
 [[ -x .venv/bin/python ]] || bash scripts/setup.sh --test
 echo "== router: throughput and added latency"
 .venv/bin/python scripts/bench_router.py "$@"
-if [[ -f scripts/bench_ui.py ]]; then
-    echo "== screen: log flood, key latency, memory, first paint"
-    .venv/bin/python scripts/bench_ui.py
-fi
+echo "== screen: log flood, key latency, memory, first paint"
+.venv/bin/python scripts/bench_ui.py
+echo "== logs end to end: service pipes -> supervision -> LogHub -> panes -> screen"
+.venv/bin/python scripts/bench_logs.py
 echo "== docker backend: start-to-healthy, canary step, abort, promote, rollback"
 if command -v dockerd >/dev/null; then
     # A private daemon unless one is given (DOCKER_HOST), stopped with nothing left behind.

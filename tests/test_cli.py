@@ -177,6 +177,9 @@ def test_status_attaches_read_only_to_a_running_rollout(tmp_path: Path, service:
             "--version",
             "1.1.0",
             "--headless",
+            # Held at the indefinite pause (without it the run stops there at once, exit 4).
+            "--pause-timeout",
+            "10m",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -309,3 +312,151 @@ def test_privileged_port_as_a_normal_user_is_a_clear_error() -> None:
         shutil.rmtree(state, ignore_errors=True)
     assert result.returncode == 2, result.stderr
     assert "port 1 on 127.0.0.1 is not allowed for this user" in one_line_error(result)
+
+
+# ----------------------------------------------------------------------------- issue 8: 3 a.m.
+
+
+def test_headless_at_an_indefinite_pause_exits_4_naming_it_instead_of_waiting(
+    tmp_path: Path, service: str
+) -> None:
+    """PLAN's step 2 is `pause = {}`: nobody can promote a headless run, so it must not wait
+    (the default --timeout is 30 minutes; this bound is far below it)."""
+    plan = write_plan(tmp_path, service)
+    result = cockpit("rollout", str(plan), "--env", "dev", "--version", "1.1.0", "--headless", state=tmp_path, timeout=90)
+    assert result.returncode == 4, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("paused: dev stopped at step 2/3, an indefinite pause that waits for a promote"), last
+    assert "--auto-promote" in last and "--pause-timeout DURATION" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_headless_pause_timeout_promotes_after_the_wait(tmp_path: Path, service: str) -> None:
+    plan = write_plan(tmp_path, service)
+    result = cockpit(
+        "rollout", str(plan), "--env", "dev", "--version", "1.1.0", "--headless", "--pause-timeout", "500ms",
+        state=tmp_path, timeout=120,
+    )  # fmt: skip
+    out = result.stdout
+    assert "paused at step 2/3: promoting in 0.5s (--pause-timeout)" in out, out + result.stderr
+    assert "promoted past the pause; step 3/3" in out
+    # Nobody sends traffic to this plan's service: its analysis is inconclusive, and with no
+    # human that is an abort to stable (3), decided after the pause was waited out.
+    assert result.returncode == 3, out + result.stderr
+    assert out.index("promoting in 0.5s") < out.index("analysis inconclusive")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("demo", "--auto-promote"), "--auto-promote is for --headless runs only"),
+        (("demo", "--pause-timeout", "1m"), "--pause-timeout is for --headless runs only"),
+        (("rollout", "P", "--env", "dev", "--version", "1.1.0", "--auto-promote"), "--auto-promote is for --headless"),
+        (("rollout", "P", "--env", "dev", "--version", "1.1.0", "--pause-timeout", "30s"), "--pause-timeout is for"),
+        (
+            ("rollout", "P", "--env", "dev", "--version", "1.1.0", "--headless", "--auto-promote", "--pause-timeout", "1s"),
+            "contradict each other",
+        ),
+        (("demo", "--headless", "--version", "1.1.0", "--pause-timeout", "soon"), "'--pause-timeout': expected a duration"),
+        (("demo", "--headless", "--version", "1.1.0", "--pause-timeout", "0s"), "greater than 0"),
+        (("demo", "--headless", "--version"), "--headless needs --version"),
+        (("--log-level", "LOUD", "adapters"), "'--log-level'"),
+    ],
+)
+def test_headless_flags_without_headless_are_refused(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    plan = write_plan(tmp_path, "flags")
+    result = cockpit(*[str(plan) if a == "P" else a for a in args], state=tmp_path, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in one_line_error(result)
+    assert not (tmp_path / "demo").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("demo",), ("open", "P"), ("rollout", "P", "--env", "dev", "--version", "1.1.0")],
+    ids=["demo", "open", "rollout"],
+)
+def test_the_full_screen_without_a_terminal_is_refused_not_hung(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """As in CI: stdin and stdout are pipes. The screen would wait for keys nobody sends."""
+    plan = write_plan(tmp_path, "notty")
+    result = cockpit(*[str(plan) if a == "P" else a for a in args], state=tmp_path, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = one_line_error(result)
+    assert "the cockpit screen needs a terminal, but stdin and stdout are not one" in line
+    assert "--headless" in line
+
+
+def test_version_of_the_cockpit_and_of_the_demo(tmp_path: Path) -> None:
+    from cockpit import __version__
+
+    top = cockpit("--version", state=tmp_path, timeout=30)
+    assert (top.returncode, top.stdout) == (0, f"cockpit, version {__version__}\n"), top.stderr
+    demo = cockpit("demo", "--version", state=tmp_path, timeout=30)
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stdout.splitlines() == [
+        f"cockpit, version {__version__}",
+        "demo releases: 1.0.0, 1.1.0, 1.2.0 (1.0.0 runs everywhere at start)",
+        "roll one out: cockpit demo --version 1.1.0 (add --headless --env E for CI)",
+    ]
+    assert not (tmp_path / "demo").exists()  # nothing was started
+
+
+SECRET = "s3cr3t-Value-4-the-log-test"
+
+
+def test_log_file_is_private_has_records_and_never_a_secret(tmp_path: Path, service: str) -> None:
+    plan = write_plan(tmp_path, service)
+    text = plan.read_text().replace(
+        "    port = 0\n", '    port = 0\n    secret_env = { DB_PASSWORD = "db" }\n'
+    ) + '\n[secrets]\ndb = "env:COCKPIT_TEST_LOG_SECRET"\n'
+    plan.write_text(text)
+    log = tmp_path / "cockpit.log"
+    env = {**os.environ, "COCKPIT_STATE_DIR": str(tmp_path), "COCKPIT_TEST_LOG_SECRET": SECRET}
+    result = subprocess.run(
+        [sys.executable, "-m", "cockpit", "--log", str(log), "--log-level", "debug",
+         "rollout", str(plan), "--env", "dev", "--version", "1.2.0", "--headless", "--auto-promote"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert result.returncode in (0, 3), result.stdout + result.stderr
+    assert log.stat().st_mode & 0o777 == 0o600
+    written = log.read_text()
+    assert f"headless rollout of 1.2.0 to dev ended with exit code {result.returncode}" in written
+    assert " DEBUG " in written  # --log-level debug reached the file
+    assert SECRET not in written
+
+
+def test_log_records_are_redacted_and_the_file_made_private(tmp_path: Path) -> None:
+    """In-process: a record that carries a resolved secret (message, argument, traceback)
+    is masked; an existing world-readable file becomes 0600; a symlink is refused."""
+    import logging
+
+    from cockpit import debuglog, secrets
+
+    os.environ["COCKPIT_TEST_LOG_SECRET2"] = SECRET + "2"
+    try:
+        value = secrets.resolve("env:COCKPIT_TEST_LOG_SECRET2")
+        path = tmp_path / "open.log"
+        path.write_text("")
+        path.chmod(0o644)
+        handler = debuglog.configure(path, "INFO")
+        try:
+            logger = logging.getLogger("cockpit.test")
+            logger.info("connecting with %s", value)
+            logger.debug("below the level: %s", "not written")
+            try:
+                raise RuntimeError(f"refused: {value}")
+            except RuntimeError:
+                logger.exception("failed")
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        written = path.read_text()
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert value not in written and written.count(secrets.MASK) == 2, written  # message, exception
+        assert "not written" not in written
+        link = tmp_path / "link.log"
+        link.symlink_to(path)
+        with pytest.raises(debuglog.LogFileError, match="cannot write the log"):
+            debuglog.configure(link)
+    finally:
+        del os.environ["COCKPIT_TEST_LOG_SECRET2"]

@@ -369,7 +369,8 @@ async def test_a_closed_stdout_stops_printing_not_the_rollout(tmp_path: Path) ->
 async def test_an_interrupted_headless_run_is_journaled_and_reconciled_at_restart(tmp_path: Path) -> None:
     plan = memory_plan()
     session = Session(plan, state_dir=tmp_path, user="ci")
-    run = asyncio.create_task(run_rollout(session, "production", "1.1.0", out=io.StringIO()))
+    # Held at the indefinite pause (without pause_timeout the run would stop there, exit 4).
+    run = asyncio.create_task(run_rollout(session, "production", "1.1.0", out=io.StringIO(), pause_timeout=600))
     await until(lambda: session.controller("production").state.phase is Phase.PAUSED)
     os.kill(os.getpid(), signal.SIGINT)
     assert await asyncio.wait_for(run, 10) == 130

@@ -7,7 +7,9 @@ checks, confirms and runs them and hears back through :class:`ActionStarted` and
 by an *async* worker once the first frame is painted (a thread worker would fork
 the local backend's children from a short-lived thread, and their
 PR_SET_PDEATHSIG is tied to the forking thread), so the screen appears at once and
-fills in as environments come up.
+fills in as environments come up. Given a :class:`~cockpit.ui.loading.SessionLoader`
+instead of a session, the app paints a preview first (cockpit/ui/screens/loading.py) and
+only then reads the plan and opens the session: the first frame does not wait for them.
 """
 
 from __future__ import annotations
@@ -20,22 +22,24 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from cockpit.engine.commands import StartRollout
-from cockpit.engine.session import InFlight, Session
 from cockpit.ui.config import UIConfig, load_config
 from cockpit.ui.intents import ActionDone, ActionStarted, Intent, Intents, RequestAction, preflight
 from cockpit.ui.keys import ACTIONS, display_keys
-from cockpit.ui.screens.main import MainScreen
+from cockpit.ui.loading import SessionLoader
 from cockpit.ui.screens.palette import CockpitPalette
 from cockpit.ui.themes import DEFAULT_THEME, THEME_VARIABLES, load_themes
 from cockpit.ui.widgets.header import CockpitHeader
+
+if TYPE_CHECKING:  # imported when first needed: the first frame does not wait for the engine
+    from cockpit.engine.session import InFlight, Session
+    from cockpit.ui.screens.main import MainScreen
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +62,9 @@ class CockpitApp(App[None]):
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None = None,
         *,
+        load_session: SessionLoader | None = None,
         theme_name: str | None = None,
         config: UIConfig | None = None,
         start_session: bool = True,
@@ -70,9 +75,18 @@ class CockpitApp(App[None]):
         """``clock`` (unix seconds) feeds the header clock and countdowns: tests freeze
         it for deterministic snapshots. ``theme_dirs`` replaces the theme search path.
         ``initial_rollout`` (env, version, reason) starts a rollout as soon as the
-        environments are up (``cockpit rollout`` without ``--headless``)."""
+        environments are up (``cockpit rollout`` without ``--headless``). ``load_session``
+        instead of ``session``: the plan is read and the session opened after the first
+        frame; if that fails the app exits and :attr:`load_error` holds why."""
         super().__init__()
-        self.session = session
+        if (session is None) == (load_session is None):
+            raise ValueError("CockpitApp needs a session or a session loader (one of them)")
+        self.session: Session
+        self.intents: Intents
+        self._loader = load_session
+        self.load_error: Exception | None = None
+        if session is not None:
+            self._adopt(session)
         self.clock = clock or time.time
         self.problems: list[str] = []
         if config is None:
@@ -92,7 +106,6 @@ class CockpitApp(App[None]):
             )
             wanted = DEFAULT_THEME
         self.theme = wanted
-        self.intents = Intents(session, self.post_message)
         self.start_session = start_session
         self.initial_rollout = initial_rollout
         self.session_started = False
@@ -109,9 +122,24 @@ class CockpitApp(App[None]):
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(THEME_VARIABLES)
 
+    @property
+    def has_session(self) -> bool:
+        """False while a loader still reads the plan (the first frame comes before it)."""
+        return "session" in self.__dict__
+
+    def _adopt(self, session: Session) -> None:
+        self.session = session
+        self.intents = Intents(session, self.post_message)
+
     def get_default_screen(self) -> Screen:
         # The main screen *is* the default screen: pushing it over Textual's blank
         # default would make the first frame painted an empty one.
+        if self._loader is not None:
+            from cockpit.ui.screens.loading import LoadingScreen
+
+            return LoadingScreen(self._loader.preview)
+        from cockpit.ui.screens.main import MainScreen
+
         return MainScreen()
 
     def on_mount(self) -> None:
@@ -119,14 +147,44 @@ class CockpitApp(App[None]):
             self.set_keymap(self.keymap)
         for problem in self.problems:  # each reported once, at start
             self.notify(problem, title="configuration", severity="error", timeout=12)
-        if self.start_session:
+        if self.start_session or self._loader is not None:
             # After the first frame: the screen shows at once, environments fill in.
             self.call_after_refresh(self._start_session)
 
     def _start_session(self) -> None:
         self.run_worker(self._run_session_start(), name="session-start", exit_on_error=False)
 
+    async def _load(self, loader: SessionLoader) -> bool:
+        """Read the plan (a thread: pydantic is slow, the preview stays live), open the
+        session (this loop) and put the main screen in the preview's place. On failure
+        the app exits and :attr:`load_error` keeps the error for the command line."""
+        started = time.perf_counter()
+        try:
+            plan = await asyncio.to_thread(loader.read_plan)
+            session = loader.open_session(plan)
+        except Exception as err:
+            log.info("the plan or the session could not be opened: %s", err)
+            self.load_error = err
+            self.exit(return_code=1)
+            return False
+        self._adopt(session)
+        self._loader = None
+        took = (time.perf_counter() - started) * 1e3
+        log.info("plan %s loaded and session open in %.0f ms", plan.service.name, took)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()  # a palette opened while loading goes first
+        from cockpit.ui.screens.main import MainScreen
+
+        # Pushed over the preview, not switched for it: Textual cannot switch away from its
+        # default screen. The preview stays below, never shown again (nothing pops MainScreen).
+        await self.push_screen(MainScreen())
+        return True
+
     async def _run_session_start(self) -> None:
+        if self._loader is not None and not await self._load(self._loader):
+            return
+        if not self.start_session:
+            return
         try:
             # keep_trying: an environment down at start is retried with backoff and
             # its column says so, instead of staying dead until a restart.
@@ -136,6 +194,7 @@ class CockpitApp(App[None]):
             self.notify(str(err), title="cannot start the environments", severity="error", timeout=30)
             return
         self.session_started = True
+        log.info("session started; %d environment(s) down at start", len(problems))
         # Everything long-lived exists now (widgets, controllers, buffers): move it out
         # of the collector's sight, so full collections no longer stall the loop for
         # ~100 ms while logs stream (DESIGN.md, "Performance technique").
@@ -148,6 +207,8 @@ class CockpitApp(App[None]):
             env, version, reason = self.initial_rollout
             # Asked for on the command line, reason included: no modal, the engine's
             # rules (protected environments need a reason) still apply.
+            from cockpit.engine.commands import StartRollout
+
             self._run(Intent(env, StartRollout(version), f"start a rollout of {version}"), reason)
 
     # ------------------------------------------------------------------ quitting (screens/quit.py)
@@ -155,6 +216,10 @@ class CockpitApp(App[None]):
     def in_flight(self) -> list[InFlight]:
         """What quitting would cut short: rollouts under way, and environments where an
         action was sent and has not answered yet (a deploy that hangs is in flight too)."""
+        if not self.has_session:  # still loading the plan: nothing can be under way
+            return []
+        from cockpit.engine.session import InFlight
+
         found = {item.env: item for item in self.session.in_flight()}
         for env in self.intents.pending:
             if env not in found:
@@ -197,6 +262,9 @@ class CockpitApp(App[None]):
         self.push_screen(QuitScreen(in_flight, dict(self.intents.pending)), answered)
 
     def _begin_quit(self, in_flight: list[InFlight]) -> None:
+        if not self.has_session:  # ctrl+q while the plan loads: nothing to stop yet
+            self.exit()
+            return
         self._quitting = True
         self._quit_in_flight = in_flight
         self.session.record_quit(in_flight)
@@ -208,6 +276,8 @@ class CockpitApp(App[None]):
         self.run_worker(self._close_and_exit(), name="session-close", exit_on_error=False)
 
     def _finish_summary(self, closed: bool) -> None:
+        if not self.has_session:
+            return
         from cockpit.ui.screens.quit import exit_summary
 
         envs = list(self.session.controllers)
@@ -238,7 +308,7 @@ class CockpitApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "acknowledge_alert":
-            return bool(self.session.alerts())  # False hides it from the footer when idle
+            return self.has_session and bool(self.session.alerts())  # False hides it from the footer when idle
         return True
 
     def action_acknowledge_alert(self) -> None:
@@ -331,6 +401,8 @@ class CockpitApp(App[None]):
 
     @property
     def main_screen(self) -> MainScreen | None:
+        from cockpit.ui.screens.main import MainScreen  # not before the first frame
+
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 return screen
@@ -377,25 +449,34 @@ class CockpitApp(App[None]):
 
 
 def run_app(
-    session: Session,
+    session: Session | SessionLoader,
     *,
     theme_name: str | None = None,
     config: UIConfig | None = None,
     initial_rollout: tuple[str, str, str] | None = None,
 ) -> int:
     """Run the cockpit full-screen until the engineer quits (for the CLI); returns the
-    exit code (non-zero when the app ended on an error, so scripts can tell)."""
-    app = CockpitApp(session, theme_name=theme_name, config=config, initial_rollout=initial_rollout)
+    exit code (non-zero when the app ended on an error, so scripts can tell). Given a
+    loader, an error reading the plan or opening the session is raised once the screen
+    is gone, for the command line to report as it would without a screen."""
+    if isinstance(session, SessionLoader):
+        app = CockpitApp(
+            load_session=session, theme_name=theme_name, config=config, initial_rollout=initial_rollout
+        )
+    else:
+        app = CockpitApp(session, theme_name=theme_name, config=config, initial_rollout=initial_rollout)
     try:
         app.run()
     finally:
-        if not app.session_closed:
+        if not app.session_closed and hasattr(app, "session"):
             # The loop is gone (crash, or q pressed twice): release the journal at least.
             # Owned workloads die with this process (PR_SET_PDEATHSIG).
             with contextlib.suppress(Exception):  # nothing more can be done on the way out
-                session.journal.close()
+                app.session.journal.close()
         # The screen is gone: say on the terminal what was in flight and what became of it.
         with contextlib.suppress(OSError):  # a closed stdout must not turn the exit into a crash
             for line in app.exit_summary:
                 print(line)
+    if app.load_error is not None:
+        raise app.load_error
     return app.return_code or 0

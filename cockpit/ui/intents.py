@@ -25,12 +25,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from cockpit.engine.commands import Command
-from cockpit.engine.session import Session
 from cockpit.engine.views import ActionResult
+
+if TYPE_CHECKING:  # not imported at run time: the app's first frame does not wait for the engine
+    from cockpit.engine.session import Session
 
 log = logging.getLogger(__name__)
 
