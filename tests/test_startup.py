@@ -101,6 +101,26 @@ async def test_q_on_the_preview_leaves_at_once(tmp_path: Path) -> None:
     assert not hasattr(app, "session")
 
 
+async def test_ctrl_q_while_the_plan_loads_leaves_without_an_error(tmp_path: Path) -> None:
+    """ctrl+q is the app's own binding (the quit confirmation's path): before the session
+    exists it has nothing to confirm or stop, and must not trip over the missing session."""
+    gate = GatedLoader(tmp_path)
+    app = CockpitApp(load_session=gate.loader(), config=UIConfig())
+    errors: list[BaseException] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: gate.reads == 1, what="the plan being read")
+        assert app.check_action("acknowledge_alert", ()) is False  # the footer asks this while loading
+        try:
+            await app.action_quit()
+        except Exception as err:  # the test reports any error it meets
+            errors.append(err)
+        await pilot.pause()
+        gate.release.set()
+    assert not errors, errors
+    assert app.return_code == 0
+    assert app.exit_summary == []
+
+
 async def test_the_app_needs_exactly_one_of_a_session_and_a_loader() -> None:
     with pytest.raises(ValueError, match="session or a session loader"):
         CockpitApp()
