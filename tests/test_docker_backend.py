@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -222,6 +223,30 @@ async def test_a_container_never_healthy_fails_the_deploy_in_time(env: Env) -> N
     assert "last check: HTTP 404" in str(caught.value)
     assert "last log lines: " in str(caught.value) and "response:404" in str(caught.value)
     assert (await backend.status()).canary is None
+
+
+@pytest.mark.asyncio
+async def test_replicas_failing_their_checks_together_leave_no_unread_failure(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas whose checks fail in the same instant: the deploy raises one failure, reads
+    the others (unread, asyncio reports "Task exception was never retrieved") and removes
+    them all. Three, so that whatever order the finished checks come in, reading only the
+    one raised leaves another unread (asyncio.wait reads just the one that woke it)."""
+    backend = env.backend(replicas=3)
+    await backend.start("1.0.0")
+    unhandled: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unhandled.append(context["message"]))
+
+    async def refused(box: object, deadline: float) -> None:
+        raise HealthCheckFailed(f"{box.name} refused")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(backend, "_wait_healthy", refused)
+    with pytest.raises(HealthCheckFailed, match=r"canary.*refused"):
+        await backend.deploy_canary("1.1.0")
+    gc.collect()  # an unread task failure is reported when the task is collected
+    assert unhandled == []
+    assert not [c for c in containers_of(env.client, env.service) if ".canary." in c.name]  # type: ignore[attr-defined]
 
 
 @pytest.mark.asyncio

@@ -451,8 +451,12 @@ class DockerBackend(DeployBackend):
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            for task in done:
-                task.result()  # raises the first failure
+            # Read every finished check's failure, raise one: replicas often fail together, and
+            # asyncio.wait reads only the failure that woke it (another left unread is logged
+            # as "Task exception was never retrieved", seen on a loaded vfs daemon).
+            failures = [exc for task in done if (exc := task.exception()) is not None]
+            if failures:
+                raise failures[0]
         except BaseException:
             await self._retire(started, drain=False)
             raise
