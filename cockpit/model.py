@@ -41,6 +41,9 @@ class TrackStatus:
     restarts: int = 0  # replicas of this track restarted after a crash since it was deployed
     crash_loop: bool = False  # the restart policy gave up: the track will not heal by itself
     problem: str = ""  # one line on what is wrong (e.g. "replica #2 exited with code 1"), "" if fine
+    # What exactly runs, when the platform knows it (an image id): a version's tag can be moved
+    # to another build, so the version alone does not say which code serves. "" if unknown.
+    image: str = ""
 
     @property
     def healthy(self) -> bool:

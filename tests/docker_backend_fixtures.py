@@ -8,10 +8,15 @@ The images are busybox ``httpd`` on ``$PORT`` built offline ``FROM scratch`` (no
 here): ``/healthz`` answers 200, ``/version`` says which version served. Variants:
 ``crash`` exits at once with code 3, ``sick`` never answers ``/healthz``, ``flaky``
 serves for 1.5 s then exits with code 1, and the
-``-hc`` repository declares a Docker HEALTHCHECK instead."""
+``-hc`` repository declares a Docker HEALTHCHECK instead.
+
+Each image carries a label with the hash of what it is built from (its Dockerfile and
+files): an image of an older recipe left on a long-lived daemon (one without the ``rm``
+applet, say) is built again, not reused."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -43,8 +48,11 @@ CMD = {
     "serve": SERVE,
     "crash": 'echo "boom: cannot open the database" >&2; exit 3',
     "flaky": 'echo "starting $VERSION"; httpd -p 127.0.0.1:$PORT -h /www; sleep 1.5; echo "dying now" >&2; exit 1',
-    "sick": 'echo "serving without /healthz"; rm /www/healthz; exec httpd -f -v -p 127.0.0.1:$PORT -h /www',
+    # A sick image that cannot remove /healthz must not serve it as healthy: it exits loudly.
+    "sick": 'echo "serving without /healthz"; rm /www/healthz || { echo "sick: cannot remove /www/healthz" >&2; exit 9; }; '
+    "exec httpd -f -v -p 127.0.0.1:$PORT -h /www",
 }
+RECIPE = "io.cockpit.test.recipe"
 
 
 def daemon_url() -> str | None:
@@ -100,8 +108,8 @@ def _rootfs(version: str, kind: str) -> bytes:
     return out.getvalue()
 
 
-def build(client: docker.DockerClient, repo: str, tag: str, version: str, kind: str = "serve", healthcheck: bool = False) -> str:
-    """Build ``repo:tag`` offline (FROM scratch); returns the image id."""
+def _recipe(version: str, kind: str, healthcheck: bool) -> tuple[str, bytes, str]:
+    """The Dockerfile, the root filesystem and the hash of both."""
     lines = [
         "FROM scratch",
         "ADD rootfs.tar /",
@@ -115,9 +123,21 @@ def build(client: docker.DockerClient, repo: str, tag: str, version: str, kind: 
         )
     lines.append("CMD " + json.dumps(["/bin/sh", "-c", CMD[kind]]))
     dockerfile = "\n".join(lines) + "\n"
+    rootfs = _rootfs(version, kind)
+    digest = hashlib.sha256(dockerfile.encode() + rootfs).hexdigest()[:16]
+    return dockerfile + f"LABEL {RECIPE}={digest}\n", rootfs, digest
+
+
+def recipe_of(version: str, kind: str = "serve", healthcheck: bool = False) -> str:
+    return _recipe(version, kind, healthcheck)[2]
+
+
+def build(client: docker.DockerClient, repo: str, tag: str, version: str, kind: str = "serve", healthcheck: bool = False) -> str:
+    """Build ``repo:tag`` offline (FROM scratch); returns the image id."""
+    dockerfile, rootfs, _ = _recipe(version, kind, healthcheck)
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, data in (("Dockerfile", dockerfile.encode()), ("rootfs.tar", _rootfs(version, kind))):
+        for name, data in (("Dockerfile", dockerfile.encode()), ("rootfs.tar", rootfs)):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -140,7 +160,8 @@ def docker_client_fixture(docker_url: str) -> Iterator[docker.DockerClient]:
 
 @pytest.fixture(scope="session", name="test_images")
 def test_images_fixture(docker_client: docker.DockerClient) -> dict[str, str]:
-    """tag -> image id of every test image (built once per session, reused if present)."""
+    """tag -> image id of every test image (built once per session, reused if present and
+    built from the same recipe)."""
     wanted = {
         **{(REPO, v): (v, "serve", False) for v in VERSIONS},
         (REPO, "crash"): ("9.9.9-crash", "crash", False),
@@ -153,8 +174,12 @@ def test_images_fixture(docker_client: docker.DockerClient) -> dict[str, str]:
     ids: dict[str, str] = {}
     for (repo, tag), (version, kind, hc) in wanted.items():
         try:
-            ids[f"{repo}:{tag}"] = str(docker_client.images.get(f"{repo}:{tag}").id)
+            found = docker_client.images.get(f"{repo}:{tag}")
         except docker.errors.ImageNotFound:
+            found = None
+        if found is not None and found.labels.get(RECIPE) == recipe_of(version, kind, hc):
+            ids[f"{repo}:{tag}"] = str(found.id)
+        else:
             ids[f"{repo}:{tag}"] = build(docker_client, repo, tag, version, kind, hc)
     return ids
 

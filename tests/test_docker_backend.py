@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -23,12 +25,15 @@ import pytest_asyncio
 
 from cockpit.adapters.base import BackendError, HealthCheckFailed, VersionNotFound
 from cockpit.adapters.docker.backend import DockerBackend
+from cockpit.adapters.docker.images import ImageNotPresent, retention_tag
 from cockpit.adapters.docker.tasks import TaskFailed
 from cockpit.engine.reconcile import reconcile
 from cockpit.engine.state import Phase
 from cockpit.model import LogLine, Track
 from tests.docker_backend_fixtures import (  # noqa: F401 - fixtures
     REPO,
+    VERSIONS,
+    build,
     containers_of,
     docker_client_fixture,
     docker_url_fixture,
@@ -221,13 +226,38 @@ async def test_a_container_never_healthy_fails_the_deploy_in_time(env: Env) -> N
 
 
 @pytest.mark.asyncio
+async def test_replicas_failing_their_checks_together_leave_no_unread_failure(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas whose checks fail in the same instant: the deploy raises one failure, reads
+    the others (unread, asyncio reports "Task exception was never retrieved") and removes
+    them all. Three, so that whatever order the finished checks come in, reading only the
+    one raised leaves another unread (asyncio.wait reads just the one that woke it)."""
+    backend = env.backend(replicas=3)
+    await backend.start("1.0.0")
+    unhandled: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unhandled.append(context["message"]))
+
+    async def refused(box: object, deadline: float) -> None:
+        raise HealthCheckFailed(f"{box.name} refused")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(backend, "_wait_healthy", refused)
+    with pytest.raises(HealthCheckFailed, match=r"canary.*refused"):
+        await backend.deploy_canary("1.1.0")
+    gc.collect()  # an unread task failure is reported when the task is collected
+    assert unhandled == []
+    assert not [c for c in containers_of(env.client, env.service) if ".canary." in c.name]  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
 async def test_healthcheck_of_the_image_decides(env: Env) -> None:
     backend = env.backend(image="cockpit-test-bb-hc", versions=["1.0.0", "1.1.0", "sick"], replicas=2, health_interval=60.0, health_timeout=4.0)
     await backend.start("1.0.0")
     with pytest.raises(HealthCheckFailed, match="HEALTHCHECK"):
         await backend.deploy_canary("sick")
     victim = env.running("stable")[0]
-    victim.exec_run(["rm", "/www/healthz"])  # type: ignore[attr-defined]
+    removed = victim.exec_run(["rm", "/www/healthz"])  # type: ignore[attr-defined]
+    assert removed.exit_code == 0, removed.output  # the image has rm: the probe fails for real
 
     async def one_ready() -> bool:
         s = await backend.status()
@@ -317,6 +347,112 @@ async def test_rollback_to_a_retained_image_by_id(env: Env, test_images: dict[st
 
     await until(dropped, 5.0, "the oldest retention tag to go")
     env.client.images.get(f"{REPO}:1.1.0")  # only the cockpit's own tag went, not the version's
+
+
+@pytest.fixture
+def own_repo(env: Env, test_images: dict[str, str]) -> Iterator[str]:
+    """A repository of the test's own naming the test images 1.0.0, 1.1.0 and 1.2.0: its
+    tags can be moved without touching the tags the other tests use. Untagged after."""
+    repo = f"{REPO}-{env.service}"
+    for version in VERSIONS:
+        env.client.images.get(test_images[f"{REPO}:{version}"]).tag(repo, version)
+    yield repo
+    for image in env.client.images.list(name=repo):
+        for tag in image.tags:
+            if tag.startswith(f"{repo}:"):
+                env.client.images.remove(tag, noprune=True)
+
+
+def images_running(env: Env, track: str | None = None) -> set[str]:
+    return {c.image.id for c in env.running(track)}  # type: ignore[attr-defined]
+
+
+async def promoted_then_moved(env: Env, backend: DockerBackend, repo: str, test_images: dict[str, str]) -> None:
+    """1.0.0 served, 1.1.0 promoted over it, then the tag 1.0.0 moved to 1.2.0's build."""
+    await backend.start("1.0.0")
+    await backend.deploy_canary("1.1.0")
+    await backend.promote_canary()
+    env.client.images.get(test_images[f"{REPO}:1.2.0"]).tag(repo, "1.0.0")
+
+
+@pytest.mark.asyncio
+async def test_a_rollback_by_version_runs_the_image_its_deployment_ran_after_the_tag_moved(
+    env: Env, own_repo: str, test_images: dict[str, str]
+) -> None:
+    ran, moved = test_images[f"{REPO}:1.0.0"], test_images[f"{REPO}:1.2.0"]
+    backend = env.backend(image=own_repo)
+    await promoted_then_moved(env, backend, own_repo, test_images)
+    await backend.deploy_stable("1.0.0")  # a version, as the engine's Rollback names it
+    assert images_running(env) == {ran}
+    status = await backend.status()
+    assert status.stable is not None and status.stable.version == "1.0.0" and status.stable.healthy
+    assert status.stable.image == ran  # the status says which build serves
+    assert f"stable 1.0.0 runs image {ran[7:19]} (the tag {own_repo}:1.0.0 names {moved[7:19]})" in status.detail
+    assert await versions_served(status.url or "", 3) == {"1.0.0": 3}
+    notes = env.texts("docker")
+    assert any(f"running image {ran[7:19]}, which its last deployment ran" in t and moved[7:19] in t for t in notes)
+    assert any(f"stable is now 1.0.0 (image {ran[7:19]})" in t for t in notes)
+
+
+@pytest.mark.asyncio
+async def test_a_canary_of_a_version_runs_what_its_tag_names_now_and_says_so(
+    env: Env, own_repo: str, test_images: dict[str, str]
+) -> None:
+    """A deploy asks for the build the tag names now (its checks judge it); the retained
+    deployment of the same version ran another: a warning, and the status tells them apart."""
+    ran, moved = test_images[f"{REPO}:1.0.0"], test_images[f"{REPO}:1.2.0"]
+    backend = env.backend(image=own_repo)
+    await promoted_then_moved(env, backend, own_repo, test_images)
+    await backend.deploy_canary("1.0.0")
+    assert images_running(env, "canary") == {moved}
+    status = await backend.status()
+    assert status.canary is not None and status.canary.version == "1.0.0" and status.canary.image == moved
+    assert status.stable is not None and status.stable.image == test_images[f"{REPO}:1.1.0"]
+    assert f"canary 1.0.0 runs image {moved[7:19]}" in status.detail and "(the tag" not in status.detail
+    canary_notes = [line.text for line in env.lines if line.track is Track.CANARY and line.source == "docker"]
+    assert any(f"names image {moved[7:19]}, not {ran[7:19]} which 1.0.0 ran before" in t for t in canary_notes)
+    # Promoted, it is the newest deployment of 1.0.0: a later rollback to 1.0.0 runs it.
+    await backend.promote_canary()
+    assert backend.retained()[-1] == (moved, "1.0.0")
+
+
+@pytest.mark.asyncio
+async def test_the_deployment_history_outlives_a_clean_close(
+    env: Env, own_repo: str, test_images: dict[str, str]
+) -> None:
+    ran = test_images[f"{REPO}:1.0.0"]
+    first = env.backend(image=own_repo)
+    await promoted_then_moved(env, first, own_repo, test_images)
+    await first.close()
+    assert env.running() == []
+    saved = json.loads((env.run_dir / "docker-backend.json").read_text())
+    assert saved["token"] == "" and saved["control_url"] == "" and saved["owner_pid"] == 0  # nothing runs
+    second = env.backend(image=own_repo)
+    await second.start("1.1.0")
+    assert second.retained() == [(ran, "1.0.0"), (test_images[f"{REPO}:1.1.0"], "1.1.0")]
+    await second.deploy_stable("1.0.0")
+    assert images_running(env) == {ran}
+
+
+@pytest.mark.asyncio
+async def test_a_rollback_whose_image_is_gone_fails_clearly_and_leaves_stable_serving(
+    env: Env, own_repo: str, test_images: dict[str, str]
+) -> None:
+    """The image a version ran is no longer on the daemon: never fall back to the tag."""
+    doomed = build(env.client, own_repo, "1.0.0", "1.0.0+doomed")  # a build only this test tags
+    backend = env.backend(image=own_repo, retain=3)
+    await promoted_then_moved(env, backend, own_repo, test_images)  # its 1.0.0 tag moves away
+    assert images_running(env) == {test_images[f"{REPO}:1.1.0"]}
+    held = f"{own_repo}:{retention_tag('test', doomed)}"
+    await until(lambda: held in env.client.images.get(doomed).tags, 5.0, "the retention tag")
+    assert env.client.images.get(doomed).tags == [held]
+    env.client.images.remove(held)  # its last tag: the image goes
+    with pytest.raises(ImageNotPresent, match=rf"cannot roll back to 1\.0\.0: the image its last deployment ran \({doomed[7:19]}\) is no longer") as err:
+        await backend.deploy_stable("1.0.0")
+    assert f"names another image ({test_images[f'{REPO}:1.2.0'][7:19]})" in str(err.value)
+    assert images_running(env) == {test_images[f"{REPO}:1.1.0"]}
+    status = await backend.status()
+    assert status.stable is not None and status.stable.version == "1.1.0" and status.stable.healthy
 
 
 @pytest.mark.asyncio

@@ -232,7 +232,11 @@ class DockerBackend(DeployBackend):
         for track in ("stable", "canary"):
             boxes = [b for b in self._boxes if b.track == track and b not in self._pending]
             tracks[track] = self._track_status(boxes, summaries, routed.get(track, set()))
-        detail = self._detail(router)
+        try:
+            tags: dict[str, str] | str = await images.tag_ids(self.daemon, self.options.image)
+        except BackendError as exc:  # only the detail's remark on moved tags needs them
+            tags = redact(str(exc))
+        detail = self._detail(router, tags)
         return BackendStatus(
             stable=tracks["stable"], canary=tracks["canary"], weight=int(router["weight"]), url=self._router_url, detail=detail
         )
@@ -261,7 +265,20 @@ class DockerBackend(DeployBackend):
             if self._track("canary"):
                 await self._remove_canary()
             count = 1 if self.options.traffic == "replica-ratio" else self.options.replicas
-            canary = await self._start_track(version, "canary", count)
+            # A new deploy runs what the version's tag names now, even when a retained
+            # deployment of the same version ran another build: asking for a canary is
+            # asking to try that build, and the canary's checks judge it before it serves
+            # everyone. Said loudly, and the status reports the image id either way.
+            image = await self._find_image(version)
+            ran = None if images.is_image_id(version) else self._last_deployed(version)
+            if ran is not None and ran != image.id:
+                self._logs.note(
+                    f"canary {version}: its tag {self.options.image}:{version} names image {image.short_id}, "
+                    f"not {images.short(ran)} which {version} ran before; deploying the tag's image",
+                    "warning",
+                    Track.CANARY,
+                )
+            canary = await self._start_track(image, "canary", count)
             try:
                 await self._push(0)
             except BaseException:
@@ -270,7 +287,8 @@ class DockerBackend(DeployBackend):
             self._asked_weight = 0
             self._write_state()
             self._logs.note(
-                f"canary {canary[0].version} healthy, at weight 0 %; preview at {canary[0].url}", track=Track.CANARY
+                f"canary {canary[0].version} (image {image.short_id}) healthy, at weight 0 %; preview at {canary[0].url}",
+                track=Track.CANARY,
             )
 
     async def set_weight(self, weight: int) -> None:
@@ -307,9 +325,11 @@ class DockerBackend(DeployBackend):
             await self._remove_canary()
 
     async def deploy_stable(self, version: str) -> None:
-        """Rollback: ``version`` is a version tag or the image id of a retained deployment.
-        The previous stable's containers, when still kept (``keep_previous``), take the
-        traffic back at once; otherwise new containers start and must be healthy first."""
+        """Rollback: ``version`` is a version or the image id of a retained deployment. A
+        version with a retained deployment runs the image that deployment ran, by its id:
+        its tag may name another build by now (see :meth:`_rollback_image`). The previous
+        stable's containers, when still kept (``keep_previous``), take the traffic back at
+        once; otherwise new containers start and must be healthy first."""
         async with self._lock:
             self._require_owner()
             kept = [
@@ -317,12 +337,16 @@ class DockerBackend(DeployBackend):
                 if version in (b.version, b.image_id) or (images.is_image_id(version) and b.image_id.removeprefix("sha256:").startswith(version.removeprefix("sha256:")))
             ]  # fmt: skip
             if kept and all(b.ready for b in kept):
-                await self._switch_to(kept, f"rolled back to {kept[0].version} at once (its containers were kept)")
+                await self._switch_to(
+                    kept, f"rolled back to {kept[0].version} (image {images.short(kept[0].image_id)}) at once "
+                    "(its containers were kept)",
+                )  # fmt: skip
                 return
+            image = await self._rollback_image(version)
             # Named "canary" while they start: a crash in between never shows two stables.
-            new = await self._start_track(version, "canary", self.options.replicas, keep_pending=True)
+            new = await self._start_track(image, "canary", self.options.replicas, keep_pending=True)
             try:
-                await self._switch_to(new, f"stable is now {new[0].version} at 100 %")
+                await self._switch_to(new, f"stable is now {new[0].version} (image {image.short_id}) at 100 %")
             except BaseException:
                 if self._pending.intersection(new):  # the table never changed: they go again
                     await self._retire(new, drain=False)
@@ -366,6 +390,42 @@ class DockerBackend(DeployBackend):
         retained = {d.image_id: d.version for d in self._history}
         return await images.find(self.daemon, self.options.image, ref, self.options.versions, retained)
 
+    def _last_deployed(self, version: str) -> str | None:
+        """The image id the newest retained deployment of ``version`` ran, if one is kept."""
+        return next((d.image_id for d in reversed(self._history) if d.version == version), None)
+
+    async def _rollback_image(self, ref: str) -> images.Image:
+        """What a rollback to ``ref`` runs. A rollback promises the code that served before,
+        so a version with a retained deployment runs that deployment's image by id, never
+        what the version's tag names now (a tag can be moved to another build, and the
+        journal would then say one version while another build serves). Only a version
+        older than every retained deployment runs its tag's image."""
+        ran = None if images.is_image_id(ref) else self._last_deployed(ref)
+        if ran is None:
+            return await self._find_image(ref)
+        known = True
+        try:
+            tagged = await images.tagged(self.daemon, self.options.image, ref)
+        except BackendError:  # only what is said below needs it: the rollback goes on
+            known, tagged = False, None
+        try:
+            image = await self._find_image(ran)
+        except images.ImageNotPresent:
+            raise images.ImageNotPresent(
+                f"cannot roll back to {ref}: the image its last deployment ran ({images.short(ran)}) is no longer "
+                f"on the Docker daemon at {self.daemon.url}"
+                + (f"; the tag {self.options.image}:{ref} names another image ({images.short(tagged)}), "
+                   f"which a rollback does not run unverified: deploy {ref} as a canary to try it" if tagged else "")
+            ) from None  # fmt: skip
+        if known and tagged != image.id:
+            now = f"names {images.short(tagged)}" if tagged else "is gone"
+            self._logs.note(
+                f"rollback to {ref}: running image {image.short_id}, which its last deployment ran; "
+                f"the tag {self.options.image}:{ref} {now} since, and is not used",
+                "warning",
+            )
+        return image
+
     async def _start_track(
         self,
         ref: str | images.Image,
@@ -391,8 +451,12 @@ class DockerBackend(DeployBackend):
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            for task in done:
-                task.result()  # raises the first failure
+            # Read every finished check's failure, raise one: replicas often fail together, and
+            # asyncio.wait reads only the failure that woke it (another left unread is logged
+            # as "Task exception was never retrieved", seen on a loaded vfs daemon).
+            failures = [exc for task in done if (exc := task.exception()) is not None]
+            if failures:
+                raise failures[0]
         except BaseException:
             await self._retire(started, drain=False)
             raise
@@ -904,10 +968,16 @@ class DockerBackend(DeployBackend):
             restarts=sum(b.restarts for b in boxes),
             crash_loop=any(b.crash_loop for b in boxes),
             problem="; ".join(problems),
+            image="/".join(sorted({b.image_id for b in boxes})),
         )
 
-    def _detail(self, router: dict[str, Any]) -> str:
+    def _detail(self, router: dict[str, Any], tags: dict[str, str] | str) -> str:
+        """``tags``: the repository's tag -> image id, or why they could not be read."""
         parts = [f"docker {self.daemon.url}"]
+        for track in ("stable", "canary"):
+            parts += self._image_words(track, tags if isinstance(tags, dict) else None)
+        if isinstance(tags, str):
+            parts.append(f"tags not compared: {tags}")
         canary = self._track("canary")
         if canary:
             parts.append(f"preview (canary direct): {canary[0].url}")
@@ -921,6 +991,22 @@ class DockerBackend(DeployBackend):
         requests = sum(router["requests"].values())
         parts.append(f"router pid {router['pid']}: {requests} requests, {router['retries']} retried, {router['failed']} failed")
         return "; ".join(parts)
+
+    def _image_words(self, track: str, tags: dict[str, str] | None) -> list[str]:
+        """Which image a track runs, and whether its version's tag still names it (a tag
+        moved after the deploy, or a rollback that ran a retained image, shows here)."""
+        boxes = self._track(track)
+        if not boxes:
+            return []
+        words = []
+        for version, image_id in sorted({(b.version, b.image_id) for b in boxes}):
+            text = f"{track} {version} runs image {images.short(image_id)}"
+            tag = tags.get(version) if tags is not None else None
+            if tags is not None and not any(b.adopted for b in boxes) and tag != image_id:
+                now = f"names {images.short(tag)}" if tag else "is gone"
+                text += f" (the tag {self.options.image}:{version} {now})"
+            words.append(text)
+        return words
 
     def _describe_tracks(self) -> str:
         words = []
@@ -949,6 +1035,7 @@ class DockerBackend(DeployBackend):
                 replicas_desired=len(mine),
                 replicas_ready=sum(1 for f in mine if f.running and f.health in (None, "healthy")),
                 restarts=sum(f.restart_count for f in mine),
+                image="/".join(sorted({f.image_id for f in mine})),
             )  # fmt: skip
         return BackendStatus(stable=tracks["stable"], canary=tracks["canary"], weight=weight, url=self._router_url, detail=detail)
 
@@ -1010,6 +1097,16 @@ class DockerBackend(DeployBackend):
             ),
         )  # fmt: skip
 
+    def _keep_only_history(self) -> None:
+        """After a clean close nothing runs, so the state file keeps only the deployment
+        history (no router, no token): the next start still knows which image each
+        retained version ran, and a rollback by version runs that image, not a moved tag."""
+        with contextlib.suppress(OSError):
+            if self._history:
+                state.write(self.ctx.run_dir, state.EnvState(self.ctx.service, self.ctx.env, history=list(self._history)))
+            else:
+                state.path_in(self.ctx.run_dir).unlink()
+
     async def _teardown(self, *, remove: bool) -> None:
         for watcher in self._watchers:
             watcher.stop()
@@ -1029,8 +1126,7 @@ class DockerBackend(DeployBackend):
                 if box.follower is not None:
                     box.follower.stop()
             self._boxes, self._pending = [], set()
-            with contextlib.suppress(OSError):
-                state.path_in(self.ctx.run_dir).unlink()
+            self._keep_only_history()
         self._watchers, self._monitor_task, self._router = [], None, None
 
     def _require_owner(self, *, reading: bool = False) -> None:

@@ -3,8 +3,9 @@
 No registry is assumed reachable (and a pull would hang a rollout on the network): an
 image that is not on the daemon is an error at once, saying so. Retention tags
 (``<repo>:cockpit-<env>-<short id>``) keep the images of the last deployments even when
-their version tag is moved or removed, so a rollback by image id keeps working; only
-those tags are ever removed by the cockpit."""
+their version tag is moved or removed, so a rollback keeps running the build that served
+(by version: the newest retained deployment's image id, see the backend's
+``_rollback_image``; or by image id); only those tags are ever removed by the cockpit."""
 
 from __future__ import annotations
 
@@ -32,11 +33,36 @@ class Image:
 
     @property
     def short_id(self) -> str:
-        return self.id.removeprefix("sha256:")[:12]
+        return short(self.id)
+
+
+def short(image_id: str) -> str:
+    """An image id as ``docker images`` shows it (12 hex digits)."""
+    return image_id.removeprefix("sha256:")[:12]
 
 
 def is_image_id(ref: str) -> bool:
     return bool(_ID.match(ref))
+
+
+async def tagged(daemon: Daemon, repo: str, version: str) -> str | None:
+    """The id of the image ``repo:version`` names now, ``None`` when no image has that tag."""
+    try:
+        return str((await daemon.call(daemon.client.images.get, f"{repo}:{version}")).id)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as exc:
+        raise BackendError(f"cannot read image {repo}:{version} from the Docker daemon: {api_message(exc)}") from None
+
+
+async def tag_ids(daemon: Daemon, repo: str) -> dict[str, str]:
+    """Tag -> image id of every tag of ``repo`` on the daemon, in one call."""
+    try:
+        found = await daemon.call(daemon.client.images.list, name=repo)
+    except docker.errors.APIError as exc:
+        raise BackendError(f"cannot list the images of {repo}: {api_message(exc)}") from None
+    prefix = f"{repo}:"
+    return {t.removeprefix(prefix): str(i.id) for i in found for t in i.tags if t.startswith(prefix)}
 
 
 def retention_tag(env: str, image_id: str) -> str:
