@@ -35,6 +35,6 @@ async def test_the_release_in_progress_is_never_cut(tmp_path: Path, width: int) 
         assert app.screen.query_one("#header-clock", Static).region.width > 0
         shown = header_text(app)
         if width < CockpitHeader.NARROW_WIDTH:
-            assert "driving" not in shown
+            assert "driving" not in shown and "Demo web shop" not in shown, shown
         else:
-            assert "driving" in shown
+            assert "driving" in shown and "Demo web shop" in shown, shown

@@ -61,7 +61,8 @@ class CockpitHeader(Vertical):
         with Horizontal(id="header-row"):
             yield Static(title, id="header-service")
             description = Static(Content.styled(self.description, "$foreground 55%"), id="header-description")
-            description.display = bool(self.description)
+            if not self.description:  # only ever hidden inline: the narrow CSS must still win
+                description.display = False
             yield description
             yield Static("", id="header-release")
             yield Static(Content.styled("driving", "$foreground 55%"), id="header-driving")
