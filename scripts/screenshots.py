@@ -156,6 +156,35 @@ async def main_screens(session: Session, real: bool) -> None:
         )
         await pilot.press("escape")
 
+        # The weight picker on staging (paused at 50 %): one change, one confirmation.
+        await pilot.press("left")
+        await pilot.press("w")
+        await until(pilot, lambda: type(app.screen).__name__ == "WeightPicker", 5, "the weight picker")
+        await pilot.press(*"70")
+        await shoot(app, pilot, "weight-picker", "cockpit · the weight picker: now → target, one confirmation")
+        await pilot.press("escape")
+        await pilot.press("right")
+
+        if real:  # production's analysis catches 1.2.0: the alert stays until acknowledged
+            await pick(app, pilot, "1.2.0")
+            await until(pilot, lambda: "Confirm" in type(app.screen).__name__, 5, "the protected-action modal")
+            await pilot.press(*"production", "tab", *"INC-1042: ship the checkout fix", "enter")
+            production = lambda: session.view("production").rollout  # noqa: E731
+            await until(
+                pilot,
+                lambda: production().phase is Phase.ABORTED and production().canary_version is None,
+                60,
+                "production's abort by analysis",
+            )
+            await until(pilot, lambda: bool(session.alerts()), 5, "the alert")
+            await asyncio.sleep(1)
+            await shoot(app, pilot, "alert-aborted", "cockpit · analysis aborted production: the alert stays")
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause(0.5)
+            await shoot(app, pilot, "narrow-80x24-aborted", "cockpit · 80×24 after the abort")
+            await pilot.resize_terminal(*SIZE)
+            await pilot.pause(0.3)
+
         await pilot.press("h")
         await until(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", 5, "history")
         await shoot(app, pilot, "history", "cockpit · history (the journal)")
@@ -169,7 +198,11 @@ async def main_screens(session: Session, real: bool) -> None:
         await pilot.pause(0.5)
         await shoot(app, pilot, "narrow-tabs", "cockpit · a narrow terminal shows tabs")
         await pilot.resize_terminal(*SIZE)
-        await app.run_action("quit")
+        await pilot.pause(0.3)
+        await pilot.press("q")  # rollouts are in flight: the cockpit asks first
+        await until(pilot, lambda: type(app.screen).__name__ == "QuitScreen", 5, "the quit confirmation")
+        await shoot(app, pilot, "quit-confirm", "cockpit · quitting mid-rollout asks first")
+        await pilot.press("y")
         await until(pilot, lambda: app.session_closed, 30, "the environments to stop")
 
 

@@ -59,8 +59,9 @@ async def test_the_preview_at_weight_0_is_measured_on_its_testers_traffic(
         a = view.rollout.analysis
         assert a is not None and a.outcome is Outcome.SUCCESSFUL, a
         (check,) = a.checks
-        # Measured on the testers' requests (a first window may end before they arrive).
-        assert check.taken == check.count == 2 and check.no_data <= 1
+        # Measured on the testers' requests. The first windows may end before they arrive
+        # (how many depends on the machine's load): what matters is that measurements came.
+        assert check.taken == check.count == 2
         assert sum(m.value is not None for m in check.measurements) == 2
         assert any(w.canary.has_data for w in view.metrics), "the preview's own metrics show the testers"
     finally:

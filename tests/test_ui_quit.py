@@ -14,6 +14,7 @@ from cockpit.ui.app import CockpitApp
 from cockpit.ui.screens.confirm import ConfirmScreen
 from cockpit.ui.screens.pickers import VersionPicker
 from cockpit.ui.screens.quit import QuitScreen
+from cockpit.ui.screens.summary import StartSummary
 from tests.ui_fixtures import SIZE, make_app, make_session, started, wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -29,6 +30,9 @@ async def start(pilot, app: CockpitApp, env: str, version: str = "1.1.0", reason
         i for i in range(options.option_count) if options.get_option_at_index(i).id == version
     )
     await pilot.press("enter")
+    if not reason:  # unprotected: the summary of what the rollout will do, one Enter to start
+        await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
+        await pilot.press("enter")
     if reason:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         app.screen.query_one("#name", Input).value = env
@@ -129,6 +133,8 @@ async def test_a_hung_action_counts_as_in_flight_and_a_second_q_leaves_at_once(t
         dev = app.session.controller("dev").backend
         dev.hang("deploy_canary")  # type: ignore[attr-defined]
         await pilot.press("s", "enter")  # its deploy never returns
+        await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "deploy_canary" in dev.calls, what="deploy under way")  # type: ignore[attr-defined]
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="asked")
@@ -156,6 +162,8 @@ async def test_an_action_the_platform_has_not_answered_is_in_flight(
         dev = app.session.controller("dev").backend
         dev.hang("send")  # type: ignore[attr-defined]
         await pilot.press("s", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StartSummary), what="start summary")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "dev" in app.intents.pending, what="start sent")
         assert app.session.in_flight() == []  # the engine has seen nothing move yet
         await pilot.press("q")
