@@ -156,14 +156,10 @@ async def main_screens(session: Session, real: bool) -> None:
         )
         await pilot.press("escape")
 
-        # The weight picker on staging (paused at 50 %): one change, one confirmation.
-        await pilot.press("left")
-        await pilot.press("w")
-        await until(pilot, lambda: type(app.screen).__name__ == "WeightPicker", 5, "the weight picker")
-        await pilot.press(*"70")
-        await shoot(app, pilot, "weight-picker", "cockpit · the weight picker: now → target, one confirmation")
-        await pilot.press("escape")
-        await pilot.press("right")
+        if not real:  # the memory plan pauses until promoted: staging waits at 50 %
+            await pilot.press("left")
+            await weight_picker(app, pilot)
+            await pilot.press("right")
 
         if real:  # production's analysis catches 1.2.0: the alert stays until acknowledged
             await pick(app, pilot, "1.2.0")
@@ -184,6 +180,17 @@ async def main_screens(session: Session, real: bool) -> None:
             await shoot(app, pilot, "narrow-80x24-aborted", "cockpit · 80×24 after the abort")
             await pilot.resize_terminal(*SIZE)
             await pilot.pause(0.3)
+            # 1.1.0 passes analysis and waits for a promote: the weight picker over it.
+            await pick(app, pilot, "1.1.0")
+            await until(pilot, lambda: "Confirm" in type(app.screen).__name__, 5, "the protected-action modal")
+            await pilot.press(*"production", "tab", *"INC-1043: the fix, properly", "enter")
+            await until(
+                pilot,
+                lambda: production().phase is Phase.PAUSED and production().step_index >= 2,
+                60,
+                "production waiting for a promote",
+            )
+            await weight_picker(app, pilot)
 
         await pilot.press("h")
         await until(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", 5, "history")
@@ -204,6 +211,15 @@ async def main_screens(session: Session, real: bool) -> None:
         await shoot(app, pilot, "quit-confirm", "cockpit · quitting mid-rollout asks first")
         await pilot.press("y")
         await until(pilot, lambda: app.session_closed, 30, "the environments to stop")
+
+
+async def weight_picker(app: CockpitApp, pilot: Pilot) -> None:
+    """The weight picker on the focused, paused environment: one change, one confirmation."""
+    await pilot.press("w")
+    await until(pilot, lambda: type(app.screen).__name__ == "WeightPicker", 5, "the weight picker")
+    await pilot.press(*"70")
+    await shoot(app, pilot, "weight-picker", "cockpit · the weight picker: now → target, one confirmation")
+    await pilot.press("escape")
 
 
 async def backend_down(state: Path) -> None:

@@ -25,6 +25,7 @@ from cockpit.ui.screens.info import HelpScreen
 from cockpit.ui.screens.main import MainScreen
 from cockpit.ui.screens.modal import WatchedModal
 from cockpit.ui.screens.pickers import RevisionPicker, VersionPicker, newest_first
+from cockpit.ui.screens.quit import QuitScreen
 from cockpit.ui.screens.summary import StartSummary
 from cockpit.ui.screens.weight import WeightPicker, type_digit
 from cockpit.ui.versions import is_older
@@ -74,7 +75,7 @@ async def test_every_modal_keeps_the_cockpit_visible_dimmed(tmp_path: Path) -> N
         await production_paused(pilot, app, "1.1.0")
 
         def behind_is_drawn() -> None:
-            assert isinstance(app.screen, WatchedModal | HelpScreen)
+            assert isinstance(app.screen, WatchedModal | HelpScreen | QuitScreen)
             background = app.screen.styles.background
             assert 0 < background.a < 1, f"{type(app.screen).__name__} has an opaque backdrop"
             # The columns of the main screen show through around the dialog.
@@ -85,9 +86,10 @@ async def test_every_modal_keeps_the_cockpit_visible_dimmed(tmp_path: Path) -> N
             "question_mark": HelpScreen,
             "w": WeightPicker,
             "plus": ConfirmScreen,
+            "q": QuitScreen,  # production is mid-rollout: quitting asks first
             "s": VersionPicker,  # refused on production mid-rollout: the next step opens dev's
         }
-        for key, kind in list(opened.items())[:3]:
+        for key, kind in list(opened.items())[:4]:
             await pilot.press(key)
             await wait_for(pilot, lambda kind=kind: isinstance(app.screen, kind), what=kind.__name__)
             behind_is_drawn()

@@ -92,8 +92,8 @@ class CockpitModal(ModalScreen[ResultType]):
     .-cockpit-modal:ansi { background: transparent; }
     """
 
-    def __init__(self) -> None:
-        super().__init__(classes="-cockpit-modal")
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="-cockpit-modal")
 
 
 class WatchedModal(CockpitModal[ResultType]):

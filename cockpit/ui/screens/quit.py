@@ -19,10 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from cockpit.engine.session import InFlight
+from cockpit.ui.screens.modal import CockpitModal
 
 
 def describe(item: InFlight, pending: str | None = None) -> str:
@@ -44,13 +44,13 @@ def fate(item: InFlight) -> str:
     return f"left as it is on the platform ({item.weight}% canary), no longer watched"
 
 
-class QuitScreen(ModalScreen[bool]):
+class QuitScreen(CockpitModal[bool]):
     """Dismisses with True to quit, False to stay."""
 
     DEFAULT_CSS = """
     QuitScreen { align: center middle; }
     QuitScreen #dialog {
-        width: 90; height: auto; padding: 1 2;
+        width: 90; max-width: 100%; height: auto; padding: 1 2;
         border: thick $fail; background: $surface;
     }
     QuitScreen #title { text-style: bold; color: $fail; width: 100%; }

@@ -24,6 +24,10 @@ class AlertBanner(Static):
         padding: 0 1;
         background: $fail 25%;
         color: $foreground;
+        /* Each of the two lines stays one line: cut with an ellipsis on a narrow
+           terminal rather than wrapped into a third row that pushes the cause out. */
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     AlertBanner.-shown { display: block; }
     """
@@ -43,18 +47,19 @@ class AlertBanner(Static):
             self.update("")
             return
         newest = alerts[0]
-        # What, where, when, how many and the key first (one line, never cut off); the
-        # engine's cause below it, where a long one may wrap.
+        # What, where, when, how many and the key on the first line; the engine's cause
+        # below it. Lines never wrap (a narrow terminal cuts them with an ellipsis), so the
+        # key to acknowledge goes first, where no width can cut it.
         count = f"(1 of {len(alerts)}) " if len(alerts) > 1 else ""
         self.update(
             Content.assemble(
                 ("⚠ ALERT ", "bold $fail"),
+                (f"{ack_key} acknowledge  ", "$foreground 70%"),
                 (count, "bold"),
                 (render.clock_text(newest.ts), "$foreground 70%"),
                 " ",
                 (newest.env, "bold"),
                 f": {newest.what}",
-                (f"  ·  {ack_key} acknowledge", "$foreground 70%"),
                 (f"\n  {newest.cause}" if newest.cause else "", "$foreground 85%"),
             )
         )
