@@ -13,7 +13,8 @@ from __future__ import annotations
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer
+from textual.keys import key_to_character
+from textual.widgets import Footer, Input
 from textual.widgets._footer import FooterKey
 
 # Binding ids, leftmost and so the last to go on a narrow screen: the way out and the
@@ -25,6 +26,19 @@ PALETTE_ROOM = 2  # the palette key's left border and its gap
 def key_width(key_display: str, description: str) -> int:
     """Cells one compact footer key takes: ``key description`` and a gap after it."""
     return len(key_display) + (1 + len(description) if description else 0) + 1
+
+
+# Key names whose character an Input takes as text (key_to_character does not map these).
+TEXT_KEYS = frozenset({"plus", "minus", "equals_sign", "space", "slash"})
+
+
+def types_text(key: str) -> bool:
+    """True for a key that, pressed in a text field, is typed rather than run (``p``,
+    ``+``, ``space``): while someone types, the footer must not offer it as an action."""
+    if key in TEXT_KEYS:
+        return True
+    char = key_to_character(key)
+    return char is not None and char.isprintable()
 
 
 def ordered(bindings: list[tuple[Binding, bool, str]]) -> list[tuple[Binding, bool, str]]:
@@ -49,9 +63,14 @@ class KeyFooter(Footer):
             return
         width = self.size.width or self.app.size.width
         active = self.screen.active_bindings
+        # Typing in a text field (the log filter): p, +, space... are letters there, not
+        # actions; the footer shows only what still acts (Escape, Enter, ctrl keys).
+        typing = isinstance(self.screen.focused, Input)
         seen: set[str] = set()
         bindings: list[tuple[Binding, bool, str]] = []
         for _node, binding, enabled, tooltip in active.values():
+            if typing and types_text(binding.key):
+                continue
             if binding.show and binding.action not in seen:  # one key per action ("+" and "=")
                 seen.add(binding.action)
                 bindings.append((binding, enabled, tooltip))
