@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import string
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cockpit.adapters.option_checks import check_absolute_path, check_placeholders, check_versions
 from cockpit.units import Duration, PositiveDuration
 
 PLACEHOLDERS = frozenset({"python", "version", "port", "env", "service"})
@@ -92,37 +92,17 @@ class LocalOptions(BaseModel):
     @field_validator("command")
     @classmethod
     def _known_placeholders(cls, command: list[str]) -> list[str]:
-        for arg in command:
-            try:
-                fields = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
-            except ValueError as exc:
-                raise ValueError(f"bad placeholder in {arg!r}: {exc}") from None
-            unknown = fields - PLACEHOLDERS
-            if unknown:
-                raise ValueError(
-                    f"unknown placeholder {{{min(unknown)}}} in {arg!r}; "
-                    f"known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
-                )
-        return command
+        return check_placeholders(command, PLACEHOLDERS)
 
     @field_validator("versions")
     @classmethod
     def _unique_versions(cls, versions: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for v in versions:
-            if not v.strip():
-                raise ValueError("a version cannot be empty")
-            if v in seen:
-                raise ValueError(f"version {v!r} is listed twice")
-            seen.add(v)
-        return versions
+        return check_versions(versions)
 
     @field_validator("health_path")
     @classmethod
     def _absolute_path(cls, path: str) -> str:
-        if not path.startswith("/"):
-            raise ValueError(f"expected a path starting with '/', found {path!r}")
-        return path
+        return check_absolute_path(path)
 
     def render(self, *, version: str, port: int, env: str, service: str, python: str) -> list[str]:
         values = {"python": python, "version": version, "port": port, "env": env, "service": service}
