@@ -55,6 +55,7 @@ from cockpit.adapters.docker.events import Event, EventWatcher
 from cockpit.adapters.docker.logs import LogFollower
 from cockpit.adapters.docker.options import DockerOptions
 from cockpit.adapters.docker.tasks import TaskResult, run_task
+from cockpit.adapters.probe_state import ProbeChange, record_probe
 from cockpit.adapters.router.control import RouterControl
 from cockpit.adapters.router.handle import RouterHandle
 from cockpit.adapters.supervise import procs
@@ -883,17 +884,13 @@ class DockerBackend(DeployBackend):
         for box, error in zip(watched, results, strict=True):
             if box not in self._boxes or not box.running:
                 continue
-            if error is None:
-                box.failures = 0
-                if not box.healthy:
-                    box.healthy, box.problem, changed = True, "", True
-                    self._note(f"{box.source} answers again: back in the routing table", box=box)
-                continue
-            box.failures += 1
-            if box.healthy and box.failures >= self.options.health_failures:
-                box.healthy, changed = False, True
-                box.problem = f"container #{box.index} ({box.name}) failed {box.failures} health probes: {error}"
+            label = f"container #{box.index} ({box.name})"
+            change = record_probe(box, error, self.options.health_failures, label)
+            if change is ProbeChange.BACK:
+                self._note(f"{box.source} answers again: back in the routing table", box=box)
+            elif change is ProbeChange.OUT:
                 self._note(f"{box.source}: {box.problem}", "error", box)
+            changed = changed or change is not None
         if changed:
             await self._route("health probes")
 

@@ -44,6 +44,7 @@ from cockpit.adapters.base import (
 from cockpit.adapters.local import runtime
 from cockpit.adapters.local.options import LocalOptions
 from cockpit.adapters.local.replica import Replica, track_status
+from cockpit.adapters.probe_state import ProbeChange, record_probe
 from cockpit.adapters.router.control import RouterControl
 from cockpit.adapters.router.handle import RouterHandle
 from cockpit.adapters.supervise import procs
@@ -528,17 +529,13 @@ class LocalBackend(DeployBackend):
         for replica, error in zip(watched, results, strict=True):
             if not self._serves(replica) or replica.proc is None or not replica.proc.running:
                 continue  # retired or exited meanwhile (the exit has its own path)
-            if error is None:
-                replica.failures = 0
-                if not replica.healthy:
-                    replica.healthy, replica.problem, changed = True, "", True
-                    self._note(f"{replica.source} answers again: back in the routing table", replica=replica)
-                continue
-            replica.failures += 1
-            if replica.healthy and replica.failures >= self.options.health_failures:
-                replica.healthy, changed = False, True
-                replica.problem = f"replica #{replica.index} failed {replica.failures} health probes: {error}"
-                self._note(f"{replica.source} {replica.problem[len(f'replica #{replica.index} '):]}", "error", replica)
+            label = f"replica #{replica.index}"
+            change = record_probe(replica, error, self.options.health_failures, label)
+            if change is ProbeChange.BACK:
+                self._note(f"{replica.source} answers again: back in the routing table", replica=replica)
+            elif change is ProbeChange.OUT:
+                self._note(f"{replica.source} {replica.problem[len(label) + 1:]}", "error", replica)
+            changed = changed or change is not None
         if changed:
             await self._route("health probes")
             self._write_runtime()
