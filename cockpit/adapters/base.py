@@ -25,6 +25,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ from cockpit.model import (
 __all__ = [
     "NO_DATA",
     "AdapterContext",
+    "AmbiguousQuery",
     "BackendConfigError",
     "BackendError",
     "BackendStatus",
@@ -114,6 +116,11 @@ class PortInUse(BackendConfigError):
 
 class HealthCheckFailed(BackendError):
     """New workloads never became healthy within the deadline; no traffic was sent to them."""
+
+
+class AmbiguousQuery(BackendError):
+    """A query expected to give one number returned several series (or none could be
+    told apart); the message names the query. Never resolved by picking one."""
 
 
 class CapabilityMissing(BackendError):
@@ -246,8 +253,23 @@ class MetricsSource(abc.ABC):
         """Aggregates over the last ``seconds``. Raises :class:`BackendUnavailable`
         when the source cannot be read."""
 
-    async def query(self, expr: str) -> float | None:
-        """Evaluate a source-specific query to one number (``None``: no data)."""
+    track_versions: Mapping[Track, str] = MappingProxyType({})
+    """The version each track runs now, as last told by :meth:`set_versions`."""
+
+    def set_versions(self, versions: Mapping[Track, str]) -> None:
+        """The versions the tracks run now. The engine calls it whenever they change, so
+        sources whose queries select by version (``{version}``) can fill it in."""
+        self.track_versions = MappingProxyType(dict(versions))
+
+    async def query(self, expr: str, *, track: Track = Track.CANARY, seconds: float | None = None) -> float | None:
+        """Evaluate a source-specific query to one number (``None``: no data).
+
+        ``expr`` may hold placeholders the source fills for ``track``: ``{service}``,
+        ``{env}``, ``{track}`` (``canary``/``stable``), ``{version}`` (from
+        :meth:`set_versions`) and ``{interval}`` (``seconds`` as a query duration);
+        sources may offer more. Several series where one number is expected raise
+        :class:`AmbiguousQuery` naming the query; an unreadable source raises
+        :class:`BackendUnavailable`."""
         raise CapabilityMissing(f"the {self.name} metrics source does not run custom queries")
 
     async def close(self) -> None:  # noqa: B027

@@ -61,6 +61,7 @@ class Measurement:
     value: float | None  # canary value; None for no data / error
     stable_value: float | None = None  # the same metric on stable, for comparison
     message: str = ""
+    limit: float | None = None  # the threshold judged against (relative: computed from stable then)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class CheckView:
     inconclusive: int = 0
     no_data: int = 0
     errors: int = 0
+    query: str = ""  # the query as sent for the canary (built-in metrics: the source's template), shown on demand
+    interval: float = 0.0  # seconds between measurements
 
     @property
     def last(self) -> Measurement | None:
