@@ -272,6 +272,11 @@ class MetricsSource(abc.ABC):
         :class:`BackendUnavailable`."""
         raise CapabilityMissing(f"the {self.name} metrics source does not run custom queries")
 
+    def shown_query(self, metric: str, track: Track, seconds: float) -> str:
+        """The query behind built-in ``metric`` for ``track`` over ``seconds``, as the gate
+        view shows it on demand; "" for sources that compute it themselves."""
+        return ""
+
     async def close(self) -> None:  # noqa: B027
         pass
 

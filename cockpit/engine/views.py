@@ -42,6 +42,7 @@ class EnvView:
     retry_at: float | None = None  # when the next reconnect attempt happens
     metrics: tuple[MetricsWindow, ...] = ()
     metrics_error: str | None = None
+    metrics_retry_at: float | None = None  # while the metrics source is down or slow: the next attempt
     seq: int = 0  # grows with every change; cheap change detection for the UI
     connected: bool = False  # the backend was started (or attached) at least once
     strategy: str = "canary"  # strategy_kind() of the plan
