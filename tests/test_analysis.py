@@ -81,14 +81,17 @@ def test_no_data_is_retried_then_inconclusive_never_a_pass() -> None:
     assert "no data" in run.message
 
 
-def test_errors_are_retried_up_to_the_limit() -> None:
+def test_errors_are_retried_up_to_the_limit_then_end_in_error() -> None:
     run = CheckRun(check(error_limit=1))
     run.record(Measurement(0, Outcome.ERROR, None, message="down"))
     run.record(Measurement(0, Outcome.SUCCESSFUL, 99.0))  # resets the consecutive count
     run.record(Measurement(0, Outcome.ERROR, None, message="down"))
     assert run.outcome is Outcome.RUNNING
     run.record(Measurement(0, Outcome.ERROR, None, message="down"))
-    assert run.outcome is Outcome.INCONCLUSIVE and "metrics unavailable (down)" in run.message
+    assert run.outcome is Outcome.ERROR and run.errors == 3
+    assert run.message == (
+        "ok: metrics source failed 2 times in a row (error limit 1), the canary was not judged: down"
+    )
 
 
 def test_last_ten_measurements_are_kept() -> None:
@@ -107,7 +110,7 @@ async def test_measurement_states() -> None:
     assert failed.stable_value == pytest.approx(100.0)  # stable shown alongside
     assert (await take_measurement(c, ScriptedSource([NO_DATA]))).outcome is Outcome.NO_DATA
     err = await take_measurement(c, ScriptedSource([BackendUnavailable("scrape refused")]))
-    assert err.outcome is Outcome.ERROR and err.message == "scrape refused"
+    assert err.outcome is Outcome.ERROR and err.message == "ok: scrape refused"
 
 
 @pytest.mark.asyncio
@@ -122,7 +125,7 @@ async def test_run_succeeds_after_count_measurements() -> None:
     )
     assert view.outcome is Outcome.SUCCESSFUL
     assert [c.taken for c in view.checks] == [3, 3]
-    assert len(progress) == 6
+    assert len(progress) == 7  # the checks before any value (queries, intervals), then each measurement
 
 
 @pytest.mark.asyncio
