@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from cockpit.adapters.base import NO_DATA, BackendUnavailable, MetricsSource, MetricsWindow, TrackMetrics
+from cockpit.adapters.base import (
+    NO_DATA,
+    AdapterContext,
+    AmbiguousQuery,
+    BackendUnavailable,
+    MetricsSource,
+    MetricsWindow,
+    Track,
+    TrackMetrics,
+)
+from cockpit.adapters.memory import MemoryBackend, MemoryMetrics
 from cockpit.engine.analysis import CheckRun, judge, metric_value, run_analysis, take_measurement
-from cockpit.engine.state import Measurement, Outcome
+from cockpit.engine.state import AnalysisView, Measurement, Outcome
 from cockpit.plan.models import Check
 
 
@@ -110,7 +121,7 @@ async def test_measurement_states() -> None:
     assert failed.stable_value == pytest.approx(100.0)  # stable shown alongside
     assert (await take_measurement(c, ScriptedSource([NO_DATA]))).outcome is Outcome.NO_DATA
     err = await take_measurement(c, ScriptedSource([BackendUnavailable("scrape refused")]))
-    assert err.outcome is Outcome.ERROR and err.message == "ok: scrape refused"
+    assert err.outcome is Outcome.ERROR and err.message == "scrape refused"
 
 
 @pytest.mark.asyncio
@@ -143,3 +154,78 @@ async def test_inconclusive_run() -> None:
         0, [check(failure="< 50")], ScriptedSource([track(0.2)]), lambda v: None, no_sleep
     )
     assert view.outcome is Outcome.INCONCLUSIVE
+
+
+# --------------------------------------------------------------------------- Argo's limits, end to end
+
+
+class QuerySource(ScriptedSource):
+    """Answers queries from a script as well (canary and stable alike)."""
+
+    async def query(self, expr: str, *, track: Track = Track.CANARY, seconds: float | None = None) -> float | None:
+        item = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if isinstance(item, Exception):
+            raise item
+        return item.p99_ms
+
+
+@pytest.mark.asyncio
+async def test_consecutive_errors_are_retried_then_measurements_go_on() -> None:
+    down = BackendUnavailable("prometheus: connection refused")
+    source = ScriptedSource([down, down, down, down, track()])  # 4 errors: the limit, not past it
+    view = await run_analysis(0, [check(error_limit=4)], source, lambda v: None, no_sleep)
+    assert view.outcome is Outcome.SUCCESSFUL
+    c = view.checks[0]
+    assert (c.errors, c.taken, source.calls) == (4, 3, 7)
+    assert [m.outcome for m in c.measurements] == [Outcome.ERROR] * 4 + [Outcome.SUCCESSFUL] * 3
+
+
+@pytest.mark.asyncio
+async def test_errors_past_the_limit_abort_and_say_the_source_failed_not_the_canary() -> None:
+    source = ScriptedSource([BackendUnavailable("prometheus: connection refused")])
+    view = await run_analysis(0, [check(count=10)], source, lambda v: None, no_sleep)
+    assert view.outcome is Outcome.FAILED  # the machine aborts: traffic back on stable
+    assert view.checks[0].outcome is Outcome.ERROR and source.calls == 5  # error_limit 4 by default
+    assert view.message == (
+        "ok: metrics source failed 5 times in a row (error limit 4), the canary was not judged:"
+        " prometheus: connection refused"
+    )
+
+
+@pytest.mark.asyncio
+async def test_ambiguous_query_is_an_error_naming_the_query_even_when_the_source_does_not() -> None:
+    c = check(metric=None, query="sum by (pod) (rate(errors[1m]))", success="<= 1")
+    m = await take_measurement(c, QuerySource([AmbiguousQuery("3 series where one was expected")]))
+    assert m.outcome is Outcome.ERROR
+    assert m.message == "3 series where one was expected (query 'sum by (pod) (rate(errors[1m]))')"
+
+
+@pytest.mark.asyncio
+async def test_a_canary_without_traffic_ends_inconclusive_never_successful() -> None:
+    source = ScriptedSource([NO_DATA])
+    view = await run_analysis(0, [check(count=1, no_data_limit=3)], source, lambda v: None, no_sleep)
+    assert view.outcome is Outcome.INCONCLUSIVE and source.calls == 4
+    assert view.checks[0].taken == 0 and view.checks[0].no_data == 4
+    assert view.message == "ok: no data 4 times (no-data limit 3): no canary data in the last 0.001s"
+    failed = await run_analysis(
+        0, [check(count=1, no_data_limit=0, no_data="failed")], ScriptedSource([NO_DATA]), lambda v: None, no_sleep
+    )
+    assert failed.outcome is Outcome.FAILED  # the plan's policy: no data is a failure here
+
+
+@pytest.mark.asyncio
+async def test_a_failing_release_fails_after_exactly_failure_limit_plus_one_measurements(tmp_path: Path) -> None:
+    ctx = AdapterContext(service="shop", env="dev", run_dir=tmp_path)
+    backend = MemoryBackend(ctx, MemoryBackend.Options())
+    await backend.start("1.0.0")
+    await backend.deploy_canary("1.2.0")  # 30 % errors in the memory profiles
+    await backend.set_weight(20)
+    source = MemoryMetrics(ctx, MemoryMetrics.Options(), backend)
+    progress: list[AnalysisView] = []
+    view = await run_analysis(0, [check(count=10, failure_limit=2)], source, progress.append, no_sleep)
+    assert view.outcome is Outcome.FAILED
+    c = view.checks[0]
+    assert (c.failed, c.taken, len(c.measurements)) == (3, 3, 3)
+    assert [p.outcome for p in progress] == [Outcome.RUNNING] * 3 + [Outcome.FAILED]
+    assert all(m.limit == 95.0 and m.stable_value == pytest.approx(99.8) for m in c.measurements)

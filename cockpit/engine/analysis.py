@@ -203,10 +203,9 @@ def shown_query(check: Check, source: MetricsSource) -> str:
 
 
 def _error_text(check: Check, err: BackendError, track: Track) -> str:
-    where = check.name if track is Track.CANARY else f"{check.name} (stable)"
-    text = f"{where}: {err}"
-    if isinstance(err, AmbiguousQuery) and check.query is not None and check.query not in text:
-        text += f" [query: {check.query}]"  # always name the query, whatever the source said
+    text = str(err) if track is Track.CANARY else f"stable: {err}"
+    if isinstance(err, AmbiguousQuery) and check.query is not None and "query" not in str(err):
+        text += f" (query {check.query!r})"  # the contract says the source names it; never rely on it
     return redact(text)
 
 
