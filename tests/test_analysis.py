@@ -19,6 +19,7 @@ from cockpit.adapters.base import (
 )
 from cockpit.adapters.memory import MemoryBackend, MemoryMetrics
 from cockpit.engine.analysis import CheckRun, judge, metric_value, run_analysis, take_measurement
+from cockpit.engine.polling import Poller
 from cockpit.engine.state import AnalysisView, Measurement, Outcome
 from cockpit.plan.models import Check
 
@@ -229,3 +230,132 @@ async def test_a_failing_release_fails_after_exactly_failure_limit_plus_one_meas
     assert (c.failed, c.taken, len(c.measurements)) == (3, 3, 3)
     assert [p.outcome for p in progress] == [Outcome.RUNNING] * 3 + [Outcome.FAILED]
     assert all(m.limit == 95.0 and m.stable_value == pytest.approx(99.8) for m in c.measurements)
+
+
+# --------------------------------------------------------------------------- the screen's metrics poll
+
+
+class VirtualClock:
+    """Time moves only when the test says; ``sleep`` waits for it. Records every sleep."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return 1_000.0 + self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((self.t + seconds, len(self.sleeps), future))
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on by ``seconds``, waking each sleeper at its own deadline, in order."""
+        end = self.t + seconds
+        await settle()
+        while due := sorted(w for w in self._waiting if w[0] <= end and not w[2].done()):
+            deadline, _, future = due[0]
+            self.t = max(self.t, deadline)
+            future.set_result(None)
+            await settle()
+        self.t = end
+        await settle()
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+class FlakySource(MetricsSource):
+    """Down, slow (``hang``) or fine on demand; counts polls in flight."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.down = False
+        self.hang: asyncio.Event | None = None
+        self.calls = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def window(self, seconds: float) -> MetricsWindow:
+        self.calls += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.hang is not None:
+                await self.hang.wait()
+            if self.down:
+                raise BackendUnavailable("prometheus: connection refused")
+            return MetricsWindow(ts=0.0, seconds=seconds, stable=track(), canary=track())
+        finally:
+            self.in_flight -= 1
+
+
+def poller(clock: VirtualClock) -> tuple[Poller, list[int]]:
+    changes: list[int] = []
+    return Poller(clock, lambda: changes.append(1), lambda: 1.0), changes
+
+
+@pytest.mark.asyncio
+async def test_a_metrics_source_that_is_down_backs_off_shows_when_it_retries_and_recovers() -> None:
+    clock, source = VirtualClock(), FlakySource()
+    poll, _ = poller(clock)
+    source.down = True
+    task = asyncio.create_task(poll.metrics_loop(source, interval=1.0))
+    try:
+        retries = []
+        for _ in range(7):
+            await settle()
+            state = poll.state
+            assert state.metrics_error == "prometheus: connection refused"
+            assert state.metrics_retry_at is not None
+            retries.append(state.metrics_retry_at - clock.now())
+            await clock.advance(retries[-1])
+        assert retries == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+        assert source.calls == 8 and not poll.state.metrics
+        source.down = False
+        await settle()  # the 8th poll ran at the last advance; the next one is good
+        await clock.advance(30.0)
+        assert poll.state.metrics_error is None and poll.state.metrics_retry_at is None
+        assert poll.state.metrics_failures == 0 and len(poll.state.metrics) == 1
+        await clock.advance(1.0)
+        assert len(poll.state.metrics) == 2  # back to the interval
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.asyncio
+async def test_a_slow_metrics_source_is_shown_at_once_and_polls_never_overlap() -> None:
+    clock, source = VirtualClock(), FlakySource()
+    poll, changes = poller(clock)
+    source.hang = asyncio.Event()
+    task = asyncio.create_task(poll.metrics_loop(source, interval=1.0))
+    try:
+        await clock.advance(4.9)
+        assert poll.state.metrics_error is None and not changes
+        await clock.advance(0.2)  # 5 s without an answer: the screen says so now
+        assert poll.state.metrics_error == "metrics source slow: no answer after 5s (still waiting)"
+        assert poll.state.metrics_retry_at is None and len(changes) == 1
+        await clock.advance(120.0)
+        assert source.calls == 1  # still the first poll: no second one beside it
+        source.hang.set()
+        source.hang = None
+        await settle()
+        assert poll.state.metrics_error == "metrics source slow: the last poll took 125.1s"
+        assert poll.state.metrics_retry_at == pytest.approx(clock.now() + 1.0)
+        assert len(poll.state.metrics) == 1  # its answer is kept: late, not wrong
+        await clock.advance(1.0)
+        assert poll.state.metrics_error is None and source.calls == 2
+        assert source.most_in_flight == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
