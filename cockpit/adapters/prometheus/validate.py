@@ -70,3 +70,29 @@ def _error_of(response: object) -> str:
         return "the query does not parse"
     error = payload.get("error") if isinstance(payload, dict) else None
     return error if isinstance(error, str) else "the query does not parse"
+
+
+def plan_queries(source: PrometheusMetricsSource, check_queries: dict[str, str]) -> dict[str, str]:
+    """What to parse for one environment: every built-in template the source would send
+    (preset or overridden) and every custom check's query."""
+    queries = {f"template {metric}": template for metric, template in source.templates.items()}
+    queries.update({f"check {name!r}": query for name, query in check_queries.items()})
+    return queries
+
+
+def report(
+    env: str, source: PrometheusMetricsSource, check_queries: dict[str, str]
+) -> tuple[list[str], bool]:
+    """Lines for ``cockpit check`` about one environment's PromQL, and whether all parse
+    (True too when the server could not be asked: that is said, not failed)."""
+    try:
+        verdicts = validate_queries(source, plan_queries(source, check_queries))
+    except Unreachable as err:
+        return [f"promql    {env}: {err}"], True
+    bad = [v for v in verdicts if v.error]
+    if not bad:
+        return [f"promql    {env}: {len(verdicts)} queries parse (Prometheus at {source.options.url})"], True
+    lines = [
+        f"promql    {env}: {v.label} does not parse: {v.error}\n            query: {v.query}" for v in bad
+    ]
+    return lines, False
