@@ -22,14 +22,10 @@ from cockpit.adapters.base import AdapterContext
 from cockpit.adapters.prometheus.presets import PRESETS, TEMPLATE_KEYS
 from cockpit.adapters.prometheus.source import PrometheusMetricsSource
 from cockpit.model import Track
-from tests.prometheus_fixtures import (  # noqa: F401 - fixtures
-    Exporter,
-    instant,
-    prometheus_sd,
-    prometheus_url,
-    wait_until,
-    write_sd,
-)
+from tests.prometheus_fixtures import Exporter, instant, wait_until, write_sd
+
+# The real Prometheus' fixtures (prometheus_url, prometheus_sd, exporters).
+pytest_plugins = ["tests.prometheus_fixtures"]
 
 WINDOW = 3.0  # seconds; 1 s scrapes give 3 samples
 RUN = uuid.uuid4().hex[:8]
@@ -178,7 +174,7 @@ def generic_exposition(track: Track) -> Callable[[float], str]:
 
 
 @pytest.fixture(scope="module")
-def published(prometheus_url: str, prometheus_sd: Path) -> Iterator[str]:  # noqa: F811
+def published(prometheus_url: str, prometheus_sd: Path) -> Iterator[str]:
     exporters = {
         "mesh": Exporter(mesh_exposition),
         Track.STABLE: Exporter(generic_exposition(Track.STABLE)),

@@ -66,6 +66,8 @@ class PrometheusServer:
             raise self._transport_error(err) from None
         except (ValueError, KeyError, TypeError):
             raise BackendUnavailable(f"{self.url} did not answer as the Prometheus API does") from None
+        except Exception as err:  # urllib3's own errors can escape requests: still "unavailable"
+            raise BackendUnavailable(redact(f"Prometheus at {self.url} failed: {type(err).__name__}")) from None
 
     def get(self, path: str, params: dict[str, str]) -> requests.Response:
         """A GET on another API path (e.g. ``/api/v1/format_query``) with the same TLS,
@@ -81,6 +83,8 @@ class PrometheusServer:
             )
         except requests.RequestException as err:
             raise self._transport_error(err) from None
+        except Exception as err:
+            raise BackendUnavailable(redact(f"Prometheus at {self.url} failed: {type(err).__name__}")) from None
 
     def close(self) -> None:
         if self._client is not None:
@@ -117,7 +121,7 @@ class PrometheusServer:
                     f"TLS verification of {self.url} failed ({_reason(err)}); give the server's CA with ca_bundle"
                 )
             )
-        if isinstance(err, requests.exceptions.Timeout):
+        if isinstance(err, requests.exceptions.Timeout) or "timed out" in str(err):
             return BackendUnavailable(f"Prometheus at {self.url} did not answer within {self.timeout:g}s")
         return BackendUnavailable(redact(f"Prometheus at {self.url} is unreachable: {_reason(err)}"))
 
