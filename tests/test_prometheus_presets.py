@@ -22,7 +22,9 @@ from cockpit.adapters.base import AdapterContext
 from cockpit.adapters.prometheus.presets import PRESETS, TEMPLATE_KEYS
 from cockpit.adapters.prometheus.source import PrometheusMetricsSource
 from cockpit.model import Track
-from tests.prometheus_fixtures import Exporter, instant, wait_until, write_sd
+
+pytest.register_assert_rewrite("tests.prometheus_fixtures")  # also this module's plugin (below)
+from tests.prometheus_fixtures import Exporter, instant, wait_until, write_sd  # noqa: E402
 
 # The real Prometheus' fixtures (prometheus_url, prometheus_sd, exporters).
 pytest_plugins = ["tests.prometheus_fixtures"]
