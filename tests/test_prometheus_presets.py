@@ -87,9 +87,9 @@ def track_lines(
     """One track's counters at ``t`` seconds: linear in time from a non-zero base."""
     rate, errors, shares = TRAFFIC[track]
     total = 1000.0 + rate * t
-    text = series(requests, {**labels, **ok}, total * (1 - errors)) + series(
-        requests, {**labels, **bad}, total * errors
-    )
+    text = series(requests, {**labels, **ok}, total * (1 - errors))
+    if errors:  # a track that never failed has no 5xx series at all: it must read 0, not no data
+        text += series(requests, {**labels, **bad}, total * errors)
     for bound, share in zip(BOUNDS_MS, shares, strict=True):
         le = f"{bound / 1000:g}" if seconds_unit else f"{bound:g}"
         text += series(buckets, {**labels, "le": le}, total * share)

@@ -310,6 +310,7 @@ def test_basic_auth_password_from_a_secret(recorder: Recorder, monkeypatch: pyte
         ({"bearer_token": TOKEN}, "credentials are never written in a plan"),
         ({"password": TOKEN}, "credentials are never written in a plan"),
         ({"bearer_token_secret": TOKEN}, "looks like a credential itself"),
+        ({"bearer_token_secret": "ghp4a9Xk2LmQ8rT7vZ1c"}, "looks like a credential itself"),
         ({"bearer_token_secret": "env:PROM_TOKEN"}, "not a reference"),
         ({"verify_tls": False}, "TLS verification cannot be turned off"),
         ({"insecure_skip_verify": True}, "TLS verification cannot be turned off"),
