@@ -113,6 +113,10 @@ def test_placeholders_are_filled_per_track_and_unknown_ones_refused(
             await source.query('up{job="{servce}"}')
 
     asyncio.run(run())
+    widened = make_source(prometheus_url, service=service, min_range="4s")
+    assert "[4s]" in widened.render(by_version, Track.CANARY, 2.5) and "[10s]" in widened.render(
+        by_version, Track.CANARY, 10
+    )
     assert 'version="1.1.0"' in source.render(by_version, Track.CANARY, 2.5) and "[2500ms]" in source.render(
         by_version, Track.CANARY, 2.5
     )

@@ -67,7 +67,9 @@ class PrometheusServer:
         except (ValueError, KeyError, TypeError):
             raise BackendUnavailable(f"{self.url} did not answer as the Prometheus API does") from None
         except Exception as err:  # urllib3's own errors can escape requests: still "unavailable"
-            raise BackendUnavailable(redact(f"Prometheus at {self.url} failed: {type(err).__name__}")) from None
+            raise BackendUnavailable(
+                redact(f"Prometheus at {self.url} failed: {type(err).__name__}")
+            ) from None
 
     def get(self, path: str, params: dict[str, str]) -> requests.Response:
         """A GET on another API path (e.g. ``/api/v1/format_query``) with the same TLS,
@@ -84,7 +86,9 @@ class PrometheusServer:
         except requests.RequestException as err:
             raise self._transport_error(err) from None
         except Exception as err:
-            raise BackendUnavailable(redact(f"Prometheus at {self.url} failed: {type(err).__name__}")) from None
+            raise BackendUnavailable(
+                redact(f"Prometheus at {self.url} failed: {type(err).__name__}")
+            ) from None
 
     def close(self) -> None:
         if self._client is not None:
