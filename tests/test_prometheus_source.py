@@ -497,3 +497,11 @@ def test_check_says_plainly_when_it_could_not_validate(tmp_path: Path) -> None:
 def test_the_source_is_listed_by_cockpit_adapters(tmp_path: Path) -> None:
     result = cockpit("adapters", state=tmp_path)
     assert "prometheus" in result.stdout.split("metrics sources:")[1]
+
+
+def test_gate_names_the_environments_when_the_one_asked_for_is_unknown(tmp_path: Path) -> None:
+    result = cockpit(
+        "gate", str(write(tmp_path, gate_plan("http://127.0.0.1:9", "web"))), "--env", "prod", state=tmp_path
+    )
+    assert result.returncode == 2
+    assert "no environment 'prod' in the plan (environments: dev)" in result.stderr
