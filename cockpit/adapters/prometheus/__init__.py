@@ -1,0 +1,1 @@
+"""The ``prometheus`` metrics source and what it needs (file-based service discovery)."""
