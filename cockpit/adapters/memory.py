@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cockpit.adapters import registry
 from cockpit.adapters.base import (
     AdapterContext,
+    AmbiguousQuery,
     BackendError,
     BackendUnavailable,
     Capability,
@@ -268,8 +269,12 @@ class MemoryMetrics(MetricsSource):
         wave: bool = False
         """Let values move over time (screenshots, benchmarks); off for deterministic tests."""
         down: bool = False
-        """Raise BackendUnavailable from window()."""
+        """Raise BackendUnavailable from window() and query()."""
+        series: dict[str, list[float]] = Field(default_factory=dict)
+        """Answers of ``query()``: the query with its placeholders filled -> the values of
+        its series (none: no data; several: AmbiguousQuery)."""
 
+    supports_query = True  # runs custom queries (the plan loader asks)
     options: MemoryMetrics.Options  # the base declares a BaseModel; this source is given its own model
 
     def __init__(self, ctx: AdapterContext, options: MemoryMetrics.Options, backend: DeployBackend) -> None:
@@ -277,6 +282,8 @@ class MemoryMetrics(MetricsSource):
         self.options = options
         self.backend = backend
         self.down = options.down
+        self.series: dict[str, list[float]] = {k: list(v) for k, v in options.series.items()}
+        self.queries: list[str] = []  # every query as filled, in order (tests read it)
 
     def _track(self, version: str | None, share: float, phase: float) -> TrackMetrics:
         if version is None or share <= 0:
@@ -292,19 +299,66 @@ class MemoryMetrics(MetricsSource):
             p99_ms=p.p99_ms * wave,
         )
 
-    async def window(self, seconds: float) -> MetricsWindow:
-        await asyncio.sleep(0)
+    def _backend(self) -> MemoryBackend:
         backend = self.backend
         if self.down or (isinstance(backend, MemoryBackend) and backend.down):
             raise BackendUnavailable(f"memory metrics for {self.ctx.env} unavailable")
         assert isinstance(backend, MemoryBackend)
+        return backend
+
+    def _tracks(self, backend: MemoryBackend) -> dict[Track, TrackMetrics]:
         weight = backend.weight / 100.0
-        return MetricsWindow(
-            ts=time.time(),
-            seconds=seconds,
-            stable=self._track(backend.stable, 1.0 - weight if backend.canary else 1.0, 0.0),
-            canary=self._track(backend.canary, weight, 1.3),
-        )
+        return {
+            Track.STABLE: self._track(backend.stable, 1.0 - weight if backend.canary else 1.0, 0.0),
+            Track.CANARY: self._track(backend.canary, weight, 1.3),
+        }
+
+    async def window(self, seconds: float) -> MetricsWindow:
+        await asyncio.sleep(0)
+        tracks = self._tracks(self._backend())
+        return MetricsWindow(ts=time.time(), seconds=seconds, stable=tracks[Track.STABLE], canary=tracks[Track.CANARY])
+
+    def fill(self, expr: str, track: Track, seconds: float | None) -> str:
+        """``expr`` with the contract's placeholders filled for ``track`` (only those: the
+        braces of a PromQL selector stay as they are)."""
+        backend = self.backend
+        running = None
+        if isinstance(backend, MemoryBackend):
+            running = backend.stable if track is Track.STABLE else backend.canary
+        version = self.track_versions.get(track) or running or ""
+        values = {
+            "service": self.ctx.service,
+            "env": self.ctx.env,
+            "track": track.value,
+            "version": version,
+            "interval": f"{seconds:g}s" if seconds is not None else "",
+        }
+        for name, value in values.items():
+            expr = expr.replace("{" + name + "}", str(value))
+        return expr
+
+    async def query(self, expr: str, *, track: Track = Track.CANARY, seconds: float | None = None) -> float | None:
+        """A scripted answer from ``series`` for the filled query; else, for a profile
+        field name (``rate``, ``error_rate``, ``p95_ms``, ``p99_ms``), that value of the
+        version ``track`` runs (``None`` without traffic); else no data, as a query for a
+        series nobody exports."""
+        await asyncio.sleep(0)
+        backend = self._backend()
+        filled = self.fill(expr, track, seconds)
+        self.queries.append(filled)
+        if filled in self.series:
+            values = self.series[filled]
+            if len(values) > 1:
+                raise AmbiguousQuery(f"query {filled!r} returned {len(values)} series where one number is expected")
+            return values[0] if values and not math.isnan(values[0]) else None
+        metrics = self._tracks(backend)[track]
+        profile_fields = {
+            "rate": metrics.request_rate,
+            "error_rate": metrics.error_rate,
+            "p95_ms": metrics.p95_ms,
+            "p99_ms": metrics.p99_ms,
+        }
+        return profile_fields.get(expr) if metrics.has_data else None
 
 
 def register() -> None:

@@ -694,9 +694,9 @@ class MemoryPlatform(DeployBackend, PlatformRollouts):
         share = self.weight / 100.0
         value = metric_value(check.metric, profiles.get(self.canary or "", default), share)
         stable = metric_value(check.metric, profiles.get(self.stable or "", default), 1.0 - share)
-        if check.failure is not None and check.failure.holds(value):
+        if check.failure is not None and check.failure.holds(value, stable):
             phase = AnalysisPhase.FAILED
-        elif check.success.holds(value):
+        elif check.success.holds(value, stable):
             phase = AnalysisPhase.SUCCESSFUL
         else:
             phase = AnalysisPhase.INCONCLUSIVE if check.failure is not None else AnalysisPhase.FAILED

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
-from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource
+from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource, Track
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
 from cockpit.engine.commands import Command
 from cockpit.engine.drivers import Driver, GateRefused, driver_class
@@ -35,6 +35,14 @@ __all__ = ["ActionResult", "EnvView", "EnvironmentController", "TransitionListen
 log = logging.getLogger(__name__)
 
 TransitionListener = Callable[[str, str, RolloutState], None]
+
+
+def track_versions(state: RolloutState) -> dict[Track, str]:
+    """The version each track runs in ``state`` (no canary entry while there is none)."""
+    versions = {Track.STABLE: state.stable_version}
+    if state.canary_version is not None:
+        versions[Track.CANARY] = state.canary_version
+    return versions
 
 
 class EnvironmentController:
@@ -65,7 +73,7 @@ class EnvironmentController:
         )
         revisions = journal.revisions(plan.service.name, env.name, plan.guardrails.history_limit)
         stable = revisions[-1].version if revisions else env.initial_version
-        self.state: RolloutState = self.driver.initial(stable, revisions)
+        self.state = self.driver.initial(stable, revisions)
         self.versions: tuple[str, ...] = ()
         self.started = False
         self.poll = PollState()
@@ -76,6 +84,24 @@ class EnvironmentController:
         self._seq = 0
         self._listeners: list[TransitionListener] = [on_transition] if on_transition else []
         self._change_listeners: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ state and metrics versions
+
+    @property
+    def state(self) -> RolloutState:
+        return self._state
+
+    @state.setter
+    def state(self, new: RolloutState) -> None:
+        # Every change of the rollout passes here (drivers and set_state alike), so the
+        # metrics source always knows which version each track runs ({version} queries).
+        old: RolloutState | None = getattr(self, "_state", None)
+        self._state = new
+        if self.metrics is not None and (
+            old is None
+            or (old.stable_version, old.canary_version) != (new.stable_version, new.canary_version)
+        ):
+            self.metrics.set_versions(track_versions(new))
 
     # ------------------------------------------------------------------ views and listeners
 
@@ -103,6 +129,7 @@ class EnvironmentController:
             retry_at=self.poll.retry_at,
             metrics=tuple(self.poll.metrics),
             metrics_error=self.poll.metrics_error,
+            metrics_retry_at=self.poll.metrics_retry_at,
             seq=self._seq,
             connected=self.started,
             strategy=self.strategy,

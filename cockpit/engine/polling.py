@@ -2,10 +2,17 @@
 
 The poller only reads and remembers; what an observation *means* for the rollout is
 the driver's business (``on_status``), so polls never change the rollout themselves.
+
+Each loop runs one poll at a time: the next starts only after the last one ended, so
+a slow source never has two polls in flight. A metrics source that fails, or has not
+answered ``METRICS_SLOW_AFTER`` seconds into a poll, is shown as such at once and
+polled again after a backoff (1, 2, 4 ... 30 s, never sooner than the interval), with
+the time of the next attempt in ``metrics_retry_at``; the first good poll clears both.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +25,7 @@ from cockpit.secrets import redact
 METRICS_HISTORY = 120  # samples kept for sparklines (2 minutes at 1 s)
 STATUS_INTERVAL = 1.0
 BACKOFF_MAX = 30.0
+METRICS_SLOW_AFTER = 5.0  # a metrics poll unanswered this long (or two intervals) shows as slow
 
 
 def backoff(failures: int) -> float:
@@ -34,7 +42,9 @@ class PollState:
     retry_at: float | None = None  # wall time of the next attempt
     failures: int = 0
     metrics: deque[MetricsWindow] = field(default_factory=lambda: deque(maxlen=METRICS_HISTORY))
-    metrics_error: str | None = None
+    metrics_error: str | None = None  # set while the metrics source fails or is slow
+    metrics_retry_at: float | None = None  # wall time of the next metrics poll while it does
+    metrics_failures: int = 0
 
     def failed(self, error: BackendError | str, delay: float, now: float) -> None:
         self.error = redact(str(error))
@@ -42,6 +52,13 @@ class PollState:
 
     def recovered(self) -> None:
         self.error, self.retry_at, self.failures = None, None, 0
+
+    def metrics_failed(self, error: str, delay: float, now: float) -> None:
+        self.metrics_error = redact(error)
+        self.metrics_retry_at = now + delay
+
+    def metrics_recovered(self) -> None:
+        self.metrics_error, self.metrics_retry_at, self.metrics_failures = None, None, 0
 
 
 class Poller:
@@ -73,14 +90,44 @@ class Poller:
             await self.clock.sleep(delay)
 
     async def metrics_loop(self, metrics: MetricsSource, interval: float) -> None:
+        slow_after = max(METRICS_SLOW_AFTER, 2 * interval)
         while True:
             started = self.clock.monotonic()
-            try:
-                await metrics.collect()
-                self.state.metrics.append(await metrics.window(interval * 2))
-                self.state.metrics_error = None
-            except BackendError as err:
-                self.state.metrics_error = redact(str(err))
+            error = await self._metrics_poll(metrics, interval, slow_after)
+            elapsed = self.clock.monotonic() - started
+            if error is None and elapsed > slow_after:
+                error = f"metrics source slow: the last poll took {elapsed:.1f}s"
+            if error is None:
+                self.state.metrics_recovered()
+                delay = max(0.05, interval - elapsed)  # the next poll starts after this one ended
+            else:
+                self.state.metrics_failures += 1
+                delay = max(interval, backoff(self.state.metrics_failures))
+                self.state.metrics_failed(error, delay, self.clock.now())
             self.on_change()
-            # Schedule after the last poll ended so polls never overlap.
-            await self.clock.sleep(max(0.05, interval - (self.clock.monotonic() - started)))
+            await self.clock.sleep(delay)
+
+    async def _metrics_poll(self, metrics: MetricsSource, interval: float, slow_after: float) -> str | None:
+        """One poll; the error to show, or ``None``. A poll still running after
+        ``slow_after`` is shown as slow at once, and awaited: never a second one beside it."""
+        poll = asyncio.ensure_future(self._read_metrics(metrics, interval))
+        timer = asyncio.ensure_future(self.clock.sleep(slow_after))
+        try:
+            await asyncio.wait({poll, timer}, return_when=asyncio.FIRST_COMPLETED)
+            if not poll.done():
+                self.state.metrics_error = f"metrics source slow: no answer after {slow_after:g}s (still waiting)"
+                self.state.metrics_retry_at = None  # the next attempt is this one, still running
+                self.on_change()
+                await asyncio.wait({poll})
+        finally:
+            timer.cancel()
+            poll.cancel()  # no-op once done; stops the poll when the loop itself is cancelled
+        return poll.result()
+
+    async def _read_metrics(self, metrics: MetricsSource, interval: float) -> str | None:
+        try:
+            await metrics.collect()
+            self.state.metrics.append(await metrics.window(interval * 2))
+        except BackendError as err:
+            return str(err)
+        return None

@@ -6,11 +6,19 @@ ignored. Field docstrings double as the reference for plan authors.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from cockpit.plan.conditions import Condition, Unit
 from cockpit.units import Duration, PositiveDuration
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
@@ -26,42 +34,6 @@ class Strict(BaseModel):
     )
 
 
-# --------------------------------------------------------------------------- conditions
-
-_CONDITION = re.compile(r"^\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)\s*$")
-
-
-class Condition(Strict):
-    """A comparison of a measured value with a threshold, written ``">= 99"``."""
-
-    op: Literal[">=", "<=", ">", "<", "==", "!="]
-    threshold: float
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = _CONDITION.match(value)
-            if not match:
-                raise ValueError(f"expected a condition such as '>= 99' or '< 500', found {value!r}")
-            return {"op": match.group(1), "threshold": float(match.group(2))}
-        return value
-
-    def holds(self, value: float) -> bool:
-        t = self.threshold
-        return {
-            ">=": value >= t,
-            "<=": value <= t,
-            ">": value > t,
-            "<": value < t,
-            "==": value == t,
-            "!=": value != t,
-        }[self.op]
-
-    def __str__(self) -> str:
-        return f"{self.op} {self.threshold:g}"
-
-
 # --------------------------------------------------------------------------- analysis
 
 BuiltinMetric = Literal["success-rate", "error-rate", "latency-p95", "latency-p99", "request-rate"]
@@ -69,39 +41,103 @@ BuiltinMetric = Literal["success-rate", "error-rate", "latency-p95", "latency-p9
 success-rate and error-rate in percent (non-5xx / 5xx), latencies in milliseconds,
 request-rate in requests per second."""
 
+METRIC_UNITS: dict[str, str] = {
+    "success-rate": "%",
+    "error-rate": "%",
+    "latency-p95": "ms",
+    "latency-p99": "ms",
+    "request-rate": "req/s",
+}
+"""The unit each built-in metric is measured (and its conditions written) in."""
+
 
 class Check(Strict):
-    """One metric check of an analysis (Argo Rollouts' AnalysisTemplate metric)."""
+    """One metric check of an analysis (Argo Rollouts' AnalysisTemplate metric).
+
+    Measured every ``interval`` until ``count`` measurements were judged. A check ends
+    Failed at ``failure_limit + 1`` failed measurements, Inconclusive at
+    ``inconclusive_limit + 1`` inconclusive ones (Argo's limits, same defaults). "No data"
+    and errors reading the source are neither: they are retried at the next interval up
+    to ``no_data_limit`` / ``error_limit`` and never count towards ``count``."""
 
     name: str = Field(pattern=NAME)
     """Short name used by analysis steps and shown on screen."""
     metric: BuiltinMetric | None = None
     """A built-in measurement of the canary; exclusive with ``query``."""
     query: str | None = None
-    """A query for the environment's metrics source (PromQL for prometheus)."""
+    """A query for the environment's metrics source (PromQL for prometheus), evaluated for
+    the canary and for stable (placeholders such as ``{track}`` and ``{version}``)."""
+    unit: Unit | None = None
+    """What ``query`` returns, so conditions may carry units ("s" or "ms" convert, "%",
+    "req/s"); built-in metrics have their own unit."""
     success: Condition
-    """The measurement passes when this holds, e.g. ``">= 99"``."""
+    """The measurement passes when this holds: ``">= 99"``, ``"<= 250ms"``, or relative
+    to stable over the same window: ``"<= stable * 1.2 + 10ms"``, ``"<= stable + 1%"``."""
     failure: Condition | None = None
     """The measurement fails when this holds. Without it, failure is "success does not
     hold"; with it, a value where neither holds is Inconclusive (a human decides)."""
     interval: PositiveDuration = 5.0
-    """Time between measurements; built-in metrics are measured over this window."""
+    """Time between measurements; each is measured over this window."""
     count: int = Field(default=3, ge=1, le=1000)
-    """Measurements to take; the check succeeds when all are taken within the limits."""
+    """Measurements to judge; the check succeeds when all are taken within the limits."""
     failure_limit: int = Field(default=0, ge=0)
     """Failed measurements tolerated; one more fails the analysis (Argo default 0)."""
     inconclusive_limit: int = Field(default=0, ge=0)
     """Inconclusive measurements tolerated before the rollout pauses for a human."""
+    no_data: Literal["inconclusive", "failed"] = "inconclusive"
+    """What the check ends as when "no data" goes past ``no_data_limit`` (no canary
+    traffic, or a relative condition whose stable has none). Never Successful."""
     no_data_limit: int = Field(default=3, ge=0)
-    """Measurements with no canary traffic tolerated before the rollout pauses for a human."""
+    """Measurements with no data tolerated (retried at the next interval)."""
     error_limit: int = Field(default=4, ge=0)
-    """Consecutive errors reading the metrics source tolerated (they are retried)."""
+    """Consecutive errors reading the metrics source tolerated; they are retried at the next
+    interval (Argo's consecutiveErrorLimit, default 4). One more aborts the rollout."""
+
+    @field_validator("success", "failure", mode="wrap")
+    @classmethod
+    def _condition_fits_the_metric(cls, value: Any, handler: Any, info: ValidationInfo) -> Condition | None:
+        """Errors start with the check's name ("unknown word 'baseline'"); a condition's
+        unit must be the metric's (ms and s convert), and its threshold is stored in it."""
+        name = info.data.get("name", "?")
+        try:
+            condition: Condition | None = handler(value)
+        except ValidationError as err:
+            if not isinstance(value, str):
+                raise  # a table: pydantic's errors already point at the wrong key
+            reason = err.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"check {name!r}: {reason}") from None
+        if condition is None:
+            return None
+        metric, unit = info.data.get("metric"), info.data.get("unit")
+        if metric is None and info.data.get("query") is None:
+            return condition  # the metric itself is wrong: reported on its own
+        what = metric if metric is not None else "the query's result"
+        measured = METRIC_UNITS[metric] if metric is not None else (unit or "")
+        try:
+            return condition.in_unit(measured, str(what))
+        except ValueError as err:
+            raise ValueError(f"check {name!r}: {err}") from None
 
     @model_validator(mode="after")
     def _one_source(self) -> Check:
         if (self.metric is None) == (self.query is None):
             raise ValueError("a check needs exactly one of 'metric' (built-in) or 'query'")
+        if self.metric is not None and self.unit is not None:
+            raise ValueError(
+                f"check {self.name!r}: {self.metric} is measured in {METRIC_UNITS[self.metric]};"
+                " 'unit' is for query checks"
+            )
         return self
+
+    @property
+    def value_unit(self) -> str:
+        """The unit values of this check are shown in ("%", "ms", "req/s", "" ...)."""
+        return METRIC_UNITS[self.metric] if self.metric is not None else (self.unit or "")
+
+    @property
+    def relative(self) -> bool:
+        """Some condition compares with stable: stable must be measured too."""
+        return self.success.relative or (self.failure is not None and self.failure.relative)
 
 
 class Analysis(Strict):

@@ -116,6 +116,8 @@ def live_limits(plan: Plan) -> dict[str, Limit]:
     flipped = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "==": "==", "!=": "!="}
     for check in plan.analysis.checks:
         cond = check.success
+        if cond.relative:
+            continue  # its limit moves with stable: the gate view draws it per measurement
         match check.metric:
             case "success-rate":
                 limits.setdefault("err", Limit(flipped[cond.op], round(100.0 - cond.threshold, 6)))
