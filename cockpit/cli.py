@@ -525,6 +525,13 @@ def check(plan_path: str) -> None:
     """Validate PLAN: exit 0 with a summary, or 2 listing every problem."""
     plan = read_plan(plan_path)
     click.echo(summary(plan, plan_path))
+    from cockpit.gate_report import check_promql
+
+    lines, ok = check_promql(plan)
+    for line in lines:
+        click.echo(line)
+    if not ok:
+        sys.exit(EXIT_USAGE)
 
 
 def summary(plan: Plan, path: str) -> str:
@@ -562,6 +569,16 @@ def summary(plan: Plan, path: str) -> str:
     if plan.secrets:
         lines.append("secrets   " + ", ".join(f"{k} -> {v}" for k, v in plan.secrets.items()))
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--env", "env_name", required=True, help="Environment whose gates to measure.")
+def gate(plan_path: str, env_name: str) -> None:
+    """Measure each gate (analysis check) of PLAN on one environment now: canary, stable, limit, verdict."""
+    from cockpit.gate_report import run_gate_command
+
+    run_gate_command(read_plan(plan_path), env_name)
 
 
 @cli.command()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Start or stop the real servers the tests use, in a private runtime dir.
 #   servers.sh start RT [docker]   prints `export VAR=...` lines to source
-#   servers.sh stop RT              (`docker`: the Docker daemon only, for the benchmarks)
+#   servers.sh stop RT              (`docker`: the Docker daemon only, for the benchmarks;
+#                                    `prometheus`: the test Prometheus only)
 # Servers: a private D-Bus session bus and gnome-keyring's Secret Service; a private
-# Docker Engine when dockerd is installed (scripts/setup.sh --test installs it).
+# Docker Engine when dockerd is installed (scripts/setup.sh --test installs it); one
+# Prometheus (1 s scrape, file SD over $RT/prom-sd/*.json) when prometheus is installed.
 # RT must stay short: unix socket paths are limited to 108 characters.
 set -euo pipefail
 cmd=${1:?start|stop}
@@ -95,9 +97,65 @@ stop_dockerd() {
     rm -f "$RT/dockerd.launch.pid"
 }
 
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# One Prometheus per run: scrapes every second whatever a test lists in $RT/prom-sd/*.json
+# (re-read within a second of a change), keeps an hour, and /-/reload works (lifecycle API).
+start_prometheus() {
+    mkdir -p "$RT/prom-sd" "$RT/prom-data"
+    cat >"$RT/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: cockpit-test
+    file_sd_configs:
+      - files: ['$RT/prom-sd/*.json']
+        refresh_interval: 1s
+EOF
+    local port
+    # The port is free when asked and taken a moment later: another process may win it in
+    # between, so a Prometheus that dies at once is started again on another port.
+    for _ in 1 2 3; do
+        port=$(free_port)
+        prometheus --config.file="$RT/prometheus.yml" --storage.tsdb.path="$RT/prom-data" \
+            --storage.tsdb.retention.time=1h --web.listen-address="127.0.0.1:$port" \
+            --web.enable-lifecycle >"$RT/prometheus.log" 2>&1 &
+        echo $! >"$RT/prometheus.pid"
+        for _ in $(seq 1 300); do
+            if curl -sf --max-time 1 "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; then
+                PROMETHEUS_URL="http://127.0.0.1:$port"
+                return 0
+            fi
+            alive "$(cat "$RT/prometheus.pid")" || break
+            sleep 0.1
+        done
+        stop_prometheus
+    done
+    return 1
+}
+
+stop_prometheus() {
+    [[ -f "$RT/prometheus.pid" ]] || return 0
+    local pid
+    pid=$(cat "$RT/prometheus.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+    rm -f "$RT/prometheus.pid"
+}
+
 case "$cmd" in
 start)
-  if [[ "$only" != docker ]]; then
+  if [[ "$only" == prometheus ]]; then
+    :
+  elif [[ "$only" != docker ]]; then
     mkdir -p "$RT/home" "$RT/data" "$RT/xdg"
     chmod 700 "$RT/xdg"
     export HOME="$RT/home" XDG_DATA_HOME="$RT/data" XDG_RUNTIME_DIR="$RT/xdg"
@@ -127,6 +185,20 @@ start)
     echo "servers: keyring ready on $bus" >&2
   fi
 
+  if [[ "$only" != docker ]]; then
+    if ! command -v prometheus >/dev/null; then
+        echo "servers: prometheus is not installed (scripts/setup.sh --test installs it); prometheus tests skip" >&2
+    elif start_prometheus; then
+        echo "export COCKPIT_TEST_PROMETHEUS_URL='$PROMETHEUS_URL'"
+        echo "export COCKPIT_TEST_PROMETHEUS_SD='$RT/prom-sd'"
+        echo "servers: prometheus ready on $PROMETHEUS_URL" >&2
+    else
+        echo "servers: prometheus did not come up (the prometheus tests will fail in CI, skip outside); log:" >&2
+        tail -20 "$RT/prometheus.log" >&2
+    fi
+  fi
+
+  if [[ "$only" != prometheus ]]; then
     if command -v dockerd >/dev/null; then
         if ! start_dockerd "$DOCKER_STORAGE"; then
             stop_dockerd
@@ -151,8 +223,10 @@ start)
     else
         echo "servers: dockerd is not installed (scripts/setup.sh --test installs it); docker tests skip" >&2
     fi
+  fi
     ;;
 stop)
+    stop_prometheus
     stop_dockerd
     for f in "$RT/keyring.pid" "$RT/dbus.pid"; do
         [[ -f "$f" ]] && kill "$(cat "$f")" 2>/dev/null || true

@@ -33,6 +33,9 @@ if [[ $want_test == 1 ]]; then
     # A real Docker Engine for the docker backend's tests (scripts/servers.sh starts a
     # private one). Any dockerd will do, so only a missing one brings in Debian's.
     command -v dockerd >/dev/null || apt_packages+=(docker.io)
+    # A real Prometheus for the prometheus source's tests (scripts/servers.sh starts one per
+    # run); Debian's is 2.42, which has the format_query API `cockpit check` uses.
+    command -v prometheus >/dev/null || apt_packages+=(prometheus)
     # The demo image is built from the system's own Python 3.11 (cockpit/demo/image.py).
     [[ -x /usr/bin/python3.11 ]] || apt_packages+=(python3.11)
 fi

@@ -33,7 +33,10 @@ _BUILTIN: dict[str, dict[str, str]] = {
         "local": "cockpit.adapters.local:LocalBackend",
         "docker": "cockpit.adapters.docker:DockerBackend",
     },
-    METRICS_GROUP: {"scrape": "cockpit.adapters.scrape:ScrapeMetricsSource"},
+    METRICS_GROUP: {
+        "scrape": "cockpit.adapters.scrape:ScrapeMetricsSource",
+        "prometheus": "cockpit.adapters.prometheus.source:PrometheusMetricsSource",
+    },
 }
 
 class UnknownAdapter(LookupError):
