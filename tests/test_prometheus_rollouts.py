@@ -16,13 +16,10 @@ tolerate a few no-data windows at the start (the plan's default no_data_limit).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,6 +33,7 @@ from cockpit.engine.commands import StartRollout
 from cockpit.engine.state import Activity, AnalysisView, Cause, CheckView, Outcome, Phase
 from cockpit.plan.models import Plan
 from tests.local_fixtures import service_fixture  # noqa: F401
+from tests.prometheus_fixtures import IN_CI, instant
 
 pytestmark = pytest.mark.prometheus
 
@@ -53,7 +51,7 @@ def have_prometheus() -> bool:
 
 
 if not have_prometheus():
-    if os.environ.get("CI") == "true":
+    if IN_CI:
         pytest.fail("CI needs Debian's prometheus (scripts/setup.sh --test installs it)", pytrace=False)
     pytest.skip("the prometheus binary is not installed (apt-get install prometheus)", allow_module_level=True)
 
@@ -102,13 +100,6 @@ class Watch:
             self.analysis_started = now
         if state.phase is Phase.ABORTED and self.aborted is None:
             self.aborted = now
-
-
-def series(server: DemoPrometheus, query: str) -> list[dict]:
-    """Prometheus' answer to an instant query (the HTTP API, not the code under test)."""
-    url = f"{server.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)["data"]["result"]
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = BOUND) -> None:
@@ -184,8 +175,8 @@ async def test_a_good_release_passes_the_prometheus_gates_and_is_promoted(
         # target is gone since the promotion).
         assert session.controller("production").metrics.name == "prometheus"  # type: ignore[union-attr]
         canary = await asyncio.to_thread(
-            series,
-            prometheus,
+            instant,
+            prometheus.url,
             f'count_over_time(http_requests_total{{service="{service}",env="production",track="canary",version="1.1.0"}}[1m])',
         )
         assert canary, "the canary's requests are in Prometheus under its labels"
@@ -228,10 +219,7 @@ async def test_a_canary_without_traffic_ends_inconclusive_not_successful(
     try:
         result = await session.submit("production", StartRollout("1.1.0"))
         assert result.ok, result.message
-        await until(
-            lambda: (a := analysis(session)) is not None and a.outcome is not Outcome.RUNNING,
-            "the analysis of a canary nobody calls ended",
-        )
+        await until(lambda: settled(session), "the analysis of a canary nobody calls ended")
         a = analysis(session)
         assert a is not None and a.outcome is Outcome.INCONCLUSIVE, a
         assert all(c.taken == 0 and c.no_data > 0 for c in a.checks), a
