@@ -456,10 +456,11 @@ def demo(
 def start_demo_prometheus(base: Path) -> DemoPrometheus:
     """The demo's private Prometheus, started and ready (in this, the main thread: it dies
     with the thread that forked it), or one line saying why it cannot run."""
-    from cockpit.demo.prometheus import DemoPrometheus, PrometheusError, demo_home
+    from cockpit.demo.prometheus import DemoPrometheus, PrometheusError, demo_home, require_client
 
     server = DemoPrometheus(demo_home(base))
     try:
+        require_client()
         server.start()
     except PrometheusError as err:
         fail(str(err), 1)

@@ -386,3 +386,15 @@ def test_the_demo_command_stops_its_prometheus_when_the_run_ends(
     assert result.exit_code == 0, result.output
     assert seen["ready"] and len(seen["running"]) == 1  # type: ignore[arg-type]
     assert prometheus_processes_under(tmp_path) == []
+
+
+def test_the_demo_without_the_client_library_names_the_extra_and_starts_no_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_api_client", None)  # as if not installed
+    result = CliRunner().invoke(
+        cli.cli, ["demo", "--prometheus", "--headless", "--version", "1.1.0", "--state-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "pip install 'cockpit[prometheus]'" in result.output
+    assert prometheus_processes_under(tmp_path) == []

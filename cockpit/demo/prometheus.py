@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
 import shutil
 import signal
@@ -54,6 +55,16 @@ scrape_configs:
 
 class PrometheusError(Exception):
     """The demo's Prometheus cannot run; ``str(err)`` says why and what to do."""
+
+
+def require_client() -> None:
+    """The prometheus metrics source needs the ``prometheus`` extra; say so before any
+    server starts rather than as a plan error about the embedded demo plan."""
+    if importlib.util.find_spec("prometheus_api_client") is None:
+        raise PrometheusError(
+            "cockpit demo --prometheus needs the prometheus metrics source's client library:"
+            " pip install 'cockpit[prometheus]'"
+        )
 
 
 def find_binary() -> str:
