@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +36,9 @@ from cockpit.demo.session import DemoSession
 from cockpit.engine.commands import StartRollout
 from cockpit.engine.state import Activity, AnalysisView, Cause, CheckView, Outcome, Phase
 from cockpit.plan.models import Plan
+from cockpit.ui.app import CockpitApp
+from cockpit.ui.config import UIConfig
+from cockpit.ui.widgets.metrics import MetricsPanel
 from tests.local_fixtures import service_fixture  # noqa: F401
 from tests.prometheus_fixtures import IN_CI, instant
 
@@ -398,3 +402,37 @@ def test_the_demo_without_the_client_library_names_the_extra_and_starts_no_serve
     assert result.exit_code == 1, result.output
     assert "pip install 'cockpit[prometheus]'" in result.output
     assert prometheus_processes_under(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_the_screen_shows_the_rates_prometheus_answers(
+    tmp_path: Path, service: str, prometheus: DemoPrometheus
+) -> None:
+    """The cockpit on the Prometheus demo plan (dev, its 10 users/s): the card's req/s is
+    Prometheus' answer, read through Pilot."""
+    data = demo_plan(0, "prometheus", prometheus).model_dump()
+    data["service"]["name"] = service
+    (dev,) = [e for e in data["environments"] if e["name"] == "dev"]
+    dev["metrics"]["options"]["file_sd"] = str(prometheus.sd_dir / f"{service}.json")
+    data["environments"] = [dev]
+    session = DemoSession(Plan.model_validate(data), state_dir=tmp_path, user="t")
+    try:
+        app = CockpitApp(session, config=UIConfig())
+        async with app.run_test(size=(160, 48)) as pilot:
+
+            def stable_rate() -> float | None:
+                screen = app.main_screen
+                panels = list(screen.query(MetricsPanel)) if screen is not None else []
+                shown = re.search(r"req/s +stable (\d+\.\d)/s", panels[0].render().plain) if panels else None
+                return float(shown.group(1)) if shown else None
+
+            deadline = time.monotonic() + 30
+            while not stable_rate():
+                assert time.monotonic() < deadline, "no request rate from Prometheus on the screen in 30 s"
+                await pilot.pause(0.1)
+            rate = stable_rate()
+            assert rate is not None and 5 <= rate <= 15, f"dev's users send 10 requests/s; the screen says {rate}"
+            assert type(session.controller("dev").metrics).__name__ == "PrometheusMetricsSource"
+            print(f"\nthe screen shows dev's stable at {rate}/s, from Prometheus")
+    finally:
+        await session.close()  # the app leaves a session it was given to its owner
