@@ -171,3 +171,13 @@ def test_the_loader_shows_condition_errors_with_file_line_and_path() -> None:
 def test_a_relative_plan_loads() -> None:
     plan = parse_plan(PLAN, "plan.toml")
     assert plan.analysis.by_name("p99").success.relative
+
+
+def test_no_data_policy_is_one_of_two_words() -> None:
+    text = PLAN + 'no_data = "pass"\n'
+    with pytest.raises(PlanError) as info:
+        parse_plan(text, "plan.toml")
+    (issue,) = [str(i) for i in info.value.issues]
+    assert "analysis.checks[0].no_data" in issue and "'inconclusive' or 'failed'" in issue and "'pass'" in issue
+    failed = parse_plan(PLAN + 'no_data = "failed"\n').analysis.by_name("p99")
+    assert failed.no_data == "failed"

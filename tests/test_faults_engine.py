@@ -29,7 +29,7 @@ from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.headless import run_rollout, transition_printer, verdict
 from cockpit.plan import parse_plan
 from tests.local_fixtures import hit, service_fixture  # noqa: F401 - the fixture is used by name
-from tests.memory_backend import MemoryBackend
+from tests.memory_backend import MemoryBackend, MemoryMetrics, Profile
 
 MEMORY_PLAN = """
 [service]
@@ -303,6 +303,14 @@ async def stable_sick_during_analysis(session: Session) -> None:
     memory_backend(session).sick(Track.STABLE, ready=1, problem="replica #2 exited with code 1")
 
 
+async def no_canary_traffic(session: Session) -> None:
+    """Nobody calls the canary: its analysis has no data (Inconclusive, never a pass)."""
+    await until(lambda: "production" in session.controllers and session.controller("production").started)
+    metrics = session.controller("production").metrics
+    assert isinstance(metrics, MemoryMetrics)
+    metrics.options.profiles["1.1.0"] = Profile(rate=0.0)
+
+
 async def canary_sick(session: Session) -> None:
     """The canary loses its replicas during the analysis; the pause after it is auto-promoted."""
     await when_analysing(session)
@@ -315,12 +323,14 @@ async def canary_sick(session: Session) -> None:
     [
         ("1.1.0", False, None, 0, "promoted: 1.1.0 serves 100% of production"),
         ("1.2.0", False, None, 3, "aborted: analysis failed: "),
-        ("1.1.0", True, None, 3, "aborted: aborted by ci: analysis inconclusive; no human in headless mode"),
+        ("1.1.0", False, no_canary_traffic, 3, "aborted: aborted by ci: analysis inconclusive; no human in headless"),
+        # Metrics down past the consecutive error limit: an abort, as Argo's Error (engine/analysis.py).
+        ("1.1.0", True, None, 3, "aborted: analysis failed: success-rate: metrics source failed 5 times in a row"),
         ("1.2.0", False, FailingAbort(), 1, "degraded (backend-failure): abort failed: the router"),
         ("1.2.0", False, stable_sick_during_analysis, 1, "error: aborted (analysis-failed); traffic is not"),
         ("1.1.0", False, canary_sick, 1, "aborted (health-gate): aborted by ci: refused by the health gate: canary"),
     ],
-    ids=["promoted", "analysis-failed", "inconclusive", "failed-abort", "stable-unverified", "health-gate"],
+    ids=["promoted", "analysis-failed", "inconclusive", "metrics-down", "failed-abort", "stable-unverified", "health-gate"],
 )
 async def test_headless_exit_codes_come_from_the_cause_and_a_fresh_status(
     tmp_path: Path, version: str, metrics_down: bool, during, code: int, line: str

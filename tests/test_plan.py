@@ -63,6 +63,8 @@ def test_good_plan_parses_into_typed_models() -> None:
     check = plan.analysis.by_name("ok-rate")
     assert check.interval == 2.0 and check.success.holds(99.5) and not check.success.holds(98)
     assert check.failure_limit == 0  # Argo's default
+    assert (check.inconclusive_limit, check.error_limit) == (0, 4)  # Argo's inconclusiveLimit, consecutiveErrorLimit
+    assert check.no_data == "inconclusive"  # no traffic never passes, and pauses for a human
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)

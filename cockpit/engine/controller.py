@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
-from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource, Track
+from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
 from cockpit.engine.commands import Command
 from cockpit.engine.drivers import Driver, GateRefused, driver_class
@@ -27,6 +27,7 @@ from cockpit.engine.polling import Poller, PollState, backoff
 from cockpit.engine.state import Cause, Revision, RolloutState
 from cockpit.engine.store import JournalWriteError, Store
 from cockpit.engine.views import BLUE_GREEN, ActionResult, EnvView, describe_track, strategy_kind
+from cockpit.model import Track
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
 
