@@ -84,9 +84,13 @@ async def measure_gate(check: Check, source: MetricsSource) -> GateLine:
 
 
 def _limit(check: Check, measurement: Measurement) -> str:
-    if measurement.limit is not None:
-        return f"{measurement.limit:g}"
-    return str(check.success)
+    """The comparison as judged: ``< 100``; a relative one with its number of the moment
+    and how it was computed (``<= 162 (<= stable * 1.2 + 10ms)``)."""
+    condition = check.success
+    if measurement.limit is None:
+        return str(condition)
+    judged = f"{condition.op} {measurement.limit:g}"
+    return f"{judged} ({condition})" if getattr(condition, "relative", False) else judged
 
 
 async def gate_report(plan: Plan, env_name: str) -> list[GateLine]:

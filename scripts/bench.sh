@@ -9,6 +9,21 @@ echo "== screen: log flood, key latency, memory, first paint"
 .venv/bin/python scripts/bench_ui.py
 echo "== logs end to end: service pipes -> supervision -> LogHub -> panes -> screen"
 .venv/bin/python scripts/bench_logs.py
+echo "== prometheus source: CPU of polling 3 environments x 6 queries every 2 s (goal <= 5 % of one core)"
+if command -v prometheus >/dev/null || [[ -n "${COCKPIT_TEST_PROMETHEUS_URL:-}" ]]; then
+    (
+        # A private Prometheus unless one is given, stopped when this section ends.
+        if [[ -z "${COCKPIT_TEST_PROMETHEUS_URL:-}" ]]; then
+            PRT=$(mktemp -d /tmp/cockpit-prom.XXXXXX)
+            trap 'bash scripts/servers.sh stop "$PRT"; rm -rf "$PRT"' EXIT
+            # shellcheck disable=SC1090
+            source <(bash scripts/servers.sh start "$PRT" prometheus)
+        fi
+        .venv/bin/python scripts/bench_prometheus.py
+    )
+else
+    echo "skipped: prometheus is not installed (scripts/setup.sh --test installs it)"
+fi
 echo "== docker backend: start-to-healthy, canary step, abort, promote, rollback"
 if command -v dockerd >/dev/null; then
     # A private daemon unless one is given (DOCKER_HOST), stopped with nothing left behind.

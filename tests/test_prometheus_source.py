@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -28,7 +29,9 @@ from cockpit.adapters.prometheus.options import PrometheusOptions
 from cockpit.adapters.prometheus.source import PrometheusMetricsSource
 from cockpit.model import Track
 from cockpit.secrets import resolve
-from tests.prometheus_fixtures import Exporter, instant, wait_until
+
+pytest.register_assert_rewrite("tests.prometheus_fixtures")  # also this module's plugin (below)
+from tests.prometheus_fixtures import Exporter, instant, wait_until  # noqa: E402
 
 # The real Prometheus' fixtures (prometheus_url, prometheus_sd, exporters).
 pytest_plugins = ["tests.prometheus_fixtures"]
@@ -110,6 +113,10 @@ def test_placeholders_are_filled_per_track_and_unknown_ones_refused(
             await source.query('up{job="{servce}"}')
 
     asyncio.run(run())
+    widened = make_source(prometheus_url, service=service, min_range="4s")
+    assert "[4s]" in widened.render(by_version, Track.CANARY, 2.5) and "[10s]" in widened.render(
+        by_version, Track.CANARY, 10
+    )
     assert 'version="1.1.0"' in source.render(by_version, Track.CANARY, 2.5) and "[2500ms]" in source.render(
         by_version, Track.CANARY, 2.5
     )
@@ -147,7 +154,7 @@ class Recorder:
     """A tiny HTTP proxy in front of the real Prometheus that records the requests' headers
     and can delay them or answer a status of its own."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, tls: tuple[str, str] | None = None) -> None:
         self.headers: list[dict[str, str]] = []
         self.delay = 0.0
         self.status: int | None = None
@@ -177,6 +184,11 @@ class Recorder:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.url = self.url.replace("http://", "https://")
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
@@ -213,6 +225,52 @@ def test_slow_prometheus_times_out_without_blocking_the_event_loop(recorder: Rec
     elapsed = asyncio.run(run())
     assert elapsed < 2.0  # gave up at its timeout, not after the 3 s the server takes
     assert ticks >= 5  # the loop kept running while the query waited
+
+
+@pytest.fixture
+def tls_recorder(prometheus_url: str, tmp_path: Path) -> Iterator[tuple[Recorder, Path]]:
+    """The recording proxy behind TLS, with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    proxy = Recorder(prometheus_url, tls=(str(cert), str(key)))
+    yield proxy, cert
+    proxy.server.shutdown()
+    proxy.server.server_close()
+
+
+def test_tls_is_verified_and_a_ca_bundle_makes_a_private_ca_trusted(
+    tls_recorder: tuple[Recorder, Path],
+) -> None:
+    proxy, cert = tls_recorder
+    with pytest.raises(BackendConfigError) as err:
+        asyncio.run(make_source(proxy.url).query("vector(1)"))
+    assert f"TLS verification of {proxy.url} failed" in str(err.value) and "ca_bundle" in str(err.value)
+    assert not proxy.headers  # nothing was sent over the untrusted connection
+    assert asyncio.run(make_source(proxy.url, ca_bundle=str(cert)).query("vector(2)")) == 2.0
+    with pytest.raises(BackendConfigError, match="is not a readable file"):
+        asyncio.run(make_source(proxy.url, ca_bundle=str(cert.parent / "missing.pem")).query("vector(1)"))
 
 
 def test_bearer_token_from_a_secret_is_sent_and_never_shown(
@@ -256,6 +314,7 @@ def test_basic_auth_password_from_a_secret(recorder: Recorder, monkeypatch: pyte
         ({"bearer_token": TOKEN}, "credentials are never written in a plan"),
         ({"password": TOKEN}, "credentials are never written in a plan"),
         ({"bearer_token_secret": TOKEN}, "looks like a credential itself"),
+        ({"bearer_token_secret": "ghp4a9Xk2LmQ8rT7vZ1c"}, "looks like a credential itself"),
         ({"bearer_token_secret": "env:PROM_TOKEN"}, "not a reference"),
         ({"verify_tls": False}, "TLS verification cannot be turned off"),
         ({"insecure_skip_verify": True}, "TLS verification cannot be turned off"),
@@ -438,3 +497,11 @@ def test_check_says_plainly_when_it_could_not_validate(tmp_path: Path) -> None:
 def test_the_source_is_listed_by_cockpit_adapters(tmp_path: Path) -> None:
     result = cockpit("adapters", state=tmp_path)
     assert "prometheus" in result.stdout.split("metrics sources:")[1]
+
+
+def test_gate_names_the_environments_when_the_one_asked_for_is_unknown(tmp_path: Path) -> None:
+    result = cockpit(
+        "gate", str(write(tmp_path, gate_plan("http://127.0.0.1:9", "web"))), "--env", "prod", state=tmp_path
+    )
+    assert result.returncode == 2
+    assert "no environment 'prod' in the plan (environments: dev)" in result.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,9 @@ class PrometheusServer:
         self.ca_bundle = ca_bundle
         self._credentials = credentials
         self._client: PrometheusConnect | None = None
+        # A window's queries run in several worker threads at once: one client, and the
+        # secrets read once, not once per thread.
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ blocking calls
 
@@ -67,7 +71,9 @@ class PrometheusServer:
         except (ValueError, KeyError, TypeError):
             raise BackendUnavailable(f"{self.url} did not answer as the Prometheus API does") from None
         except Exception as err:  # urllib3's own errors can escape requests: still "unavailable"
-            raise BackendUnavailable(redact(f"Prometheus at {self.url} failed: {type(err).__name__}")) from None
+            raise BackendUnavailable(
+                redact(f"Prometheus at {self.url} failed: {type(err).__name__}")
+            ) from None
 
     def get(self, path: str, params: dict[str, str]) -> requests.Response:
         """A GET on another API path (e.g. ``/api/v1/format_query``) with the same TLS,
@@ -84,35 +90,42 @@ class PrometheusServer:
         except requests.RequestException as err:
             raise self._transport_error(err) from None
         except Exception as err:
-            raise BackendUnavailable(redact(f"Prometheus at {self.url} failed: {type(err).__name__}")) from None
+            raise BackendUnavailable(
+                redact(f"Prometheus at {self.url} failed: {type(err).__name__}")
+            ) from None
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     # ------------------------------------------------------------------ internals
 
     def _connect(self) -> PrometheusConnect:
-        if self._client is None:
-            if self.ca_bundle is not None and not self.ca_bundle.is_file():
-                raise BackendConfigError(f"ca_bundle {self.ca_bundle} is not a readable file")
-            creds = self._credentials()
-            session = requests.Session()
-            # The session's verify is what the client sends with every request: True, or
-            # the CA bundle to verify against. Never False.
-            session.verify = str(self.ca_bundle) if self.ca_bundle is not None else True
-            # No retries inside a call: a down server must fail within the timeout; the
-            # engine retries with backoff and shows that it does.
-            self._client = PrometheusConnect(
-                url=self.url,
-                headers=creds.headers,
-                auth=creds.basic,
-                session=session,
-                retry=Retry(total=0, connect=0, read=0, redirect=0, status=0),
-                timeout=self.timeout,  # requests takes seconds as a float
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = self._new_client()
+            return self._client
+
+    def _new_client(self) -> PrometheusConnect:
+        if self.ca_bundle is not None and not self.ca_bundle.is_file():
+            raise BackendConfigError(f"ca_bundle {self.ca_bundle} is not a readable file")
+        creds = self._credentials()
+        session = requests.Session()
+        # The session's verify is what the client sends with every request: True, or the
+        # CA bundle to verify against. Never False.
+        session.verify = str(self.ca_bundle) if self.ca_bundle is not None else True
+        # No retries inside a call: a down server must fail within the timeout; the engine
+        # retries with backoff and shows that it does.
+        return PrometheusConnect(
+            url=self.url,
+            headers=creds.headers,
+            auth=creds.basic,
+            session=session,
+            retry=Retry(total=0, connect=0, read=0, redirect=0, status=0),
+            timeout=self.timeout,  # requests takes seconds as a float
+        )
 
     def _transport_error(self, err: requests.RequestException) -> BackendError:
         if isinstance(err, requests.exceptions.SSLError):

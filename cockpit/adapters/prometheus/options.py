@@ -64,6 +64,11 @@ class PrometheusOptions(BaseModel):
     placeholders: dict[str, str] = Field(default_factory=dict)
     """More ``{name}`` values for templates and custom queries, the same for both tracks."""
 
+    min_range: Duration = Field(default=0.0, ge=0)
+    """Shortest ``{interval}`` sent: a shorter window is widened to this. ``rate()`` needs
+    two samples in its range, so set it to about 2.5 x the scrape interval when windows
+    (the live metrics refresh x 2, a check's interval) can be shorter; 0: as asked."""
+
     timeout: Duration = Field(default=2.0, gt=0)
     """How long one query may take before Prometheus counts as unavailable."""
 

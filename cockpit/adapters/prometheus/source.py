@@ -63,7 +63,7 @@ class PrometheusMetricsSource(MetricsSource):
             "workload": render(self._workloads[track], base),
         }
         if seconds is not None:
-            values["interval"] = duration(seconds)
+            values["interval"] = duration(max(seconds, self.options.min_range))
         return values
 
     def render(self, expr: str, track: Track, seconds: float | None) -> str:
