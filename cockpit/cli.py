@@ -451,6 +451,7 @@ def demo(
     finally:
         if server is not None:  # after the session closed: its last queries had an answer
             server.stop()
+            server.release()
 
 
 def start_demo_prometheus(base: Path) -> DemoPrometheus:

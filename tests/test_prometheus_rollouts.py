@@ -72,6 +72,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPrometh
         yield server
     finally:
         server.stop()
+        server.release()
 
 
 def gated_demo(
@@ -458,3 +459,22 @@ async def test_the_screen_shows_the_rates_prometheus_answers(
             print(f"\nthe screen shows dev's stable at {rate}/s, from Prometheus")
     finally:
         await session.close()  # the app leaves a session it was given to its owner
+
+
+def test_a_second_demo_on_the_same_state_dir_is_refused_and_loses_nothing(tmp_path: Path) -> None:
+    first = DemoPrometheus(tmp_path / "p")
+    first.start()
+    try:
+        (first.sd_dir / "dev.json").write_text("[]")
+        second = DemoPrometheus(tmp_path / "p")
+        with pytest.raises(PrometheusError, match="another cockpit demo --prometheus is running"):
+            second.start()
+        assert not second.running
+        assert (first.sd_dir / "dev.json").read_text() == "[]" and any(first.data_dir.iterdir())
+        assert instant(first.url, "vector(1)")
+    finally:
+        first.stop()
+        first.release()
+    second.start()  # once the first is gone, the directory is free again
+    second.stop()
+    second.release()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -98,6 +99,7 @@ class DemoPrometheus:
         self.binary = binary
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None  # fd of home/lock while this object owns the directory
 
     @property
     def sd_dir(self) -> Path:
@@ -127,17 +129,41 @@ class DemoPrometheus:
 
     def prepare(self, fresh: bool = True) -> None:
         """The private directory and config; ``fresh`` drops the data and targets of an
-        earlier demo (other replicas, other ports: nothing worth keeping)."""
-        if fresh:
-            for old in (self.data_dir, self.sd_dir):
-                shutil.rmtree(old, ignore_errors=True)
+        earlier demo (other replicas, other ports: nothing worth keeping). Refused while
+        another demo's Prometheus uses the directory: its data is not ours to drop."""
         try:
             self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._own_home()
+            if fresh:
+                for old in (self.data_dir, self.sd_dir):
+                    shutil.rmtree(old, ignore_errors=True)
             self.data_dir.mkdir(exist_ok=True)
             self.sd_dir.mkdir(exist_ok=True)
             (self.home / "prometheus.yml").write_text(CONFIG.format(sd_dir=self.sd_dir), encoding="utf-8")
         except OSError as err:
             raise PrometheusError(f"cannot prepare the demo's Prometheus in {self.home}: {err}") from None
+
+    def _own_home(self) -> None:
+        """Hold an exclusive lock on ``home/lock`` for as long as this object lives (the
+        kernel drops it when the cockpit exits, however it exits)."""
+        if self._lock is not None:
+            return
+        fd = os.open(self.home / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise PrometheusError(
+                f"another cockpit demo --prometheus is running with this state dir ({self.home});"
+                " stop it first, or give this one its own --state-dir"
+            ) from None
+        self._lock = fd
+
+    def release(self) -> None:
+        """Give the directory up (after :meth:`stop`)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def launch(self) -> None:
         """Start the process (does not wait for it to be ready: see :meth:`wait_ready`)."""
@@ -231,6 +257,7 @@ class DemoPrometheus:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.release()
 
 
 def demo_home(base: Path) -> Path:
