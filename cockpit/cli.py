@@ -28,6 +28,7 @@ import click
 from cockpit import __version__, paths
 
 if TYPE_CHECKING:
+    from cockpit.demo.prometheus import DemoPrometheus
     from cockpit.engine.session import Session
     from cockpit.plan.loader import PlanError
     from cockpit.plan.models import Plan
@@ -163,7 +164,8 @@ def read_plan(path: str) -> Plan:
 
 # Where the demo's versions run -> its plan (package data of cockpit.demo). Here, not in
 # cockpit.demo.session, so reading the plan for the first frame imports no engine.
-DEMO_PLANS = {"local": "plan.toml", "docker": "plan_docker.toml"}
+# "prometheus": the local demo measured by a private Prometheus (cockpit demo --prometheus).
+DEMO_PLANS = {"local": "plan.toml", "docker": "plan_docker.toml", "prometheus": "plan_prometheus.toml"}
 DEMO_PLAN = "cockpit/demo/plan.toml"
 
 
@@ -175,12 +177,17 @@ def demo_plan_text(backend: str = "local") -> str:
     return resources.files("cockpit.demo").joinpath(DEMO_PLANS[backend]).read_text(encoding="utf-8")
 
 
-def demo_plan(port_base: int | None, backend: str = "local") -> Plan:
-    """The embedded demo plan of ``backend``; ``port_base`` moves its routers (0: free ports)."""
+def demo_plan(port_base: int | None, backend: str = "local", prometheus: DemoPrometheus | None = None) -> Plan:
+    """The embedded demo plan of ``backend``; ``port_base`` moves its routers (0: free ports);
+    ``prometheus``: the server its prometheus metrics sources read and publish targets to."""
     from cockpit.plan.loader import parse_plan
     from cockpit.plan.models import Plan
 
     plan = parse_plan(demo_plan_text(backend), demo_plan_name(backend))
+    if prometheus is not None:
+        from cockpit.demo.prometheus import point_at
+
+        plan = point_at(plan, prometheus)
     if port_base is None:
         return plan
     data = plan.model_dump()
@@ -378,9 +385,15 @@ def cli(ctx: click.Context, log_file: str | None, log_level: str) -> None:
     show_default=True,
     help="Where the versions run: local processes, or containers of a Docker daemon ($DOCKER_HOST).",
 )
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="Measure the demo with a private Prometheus (Debian's prometheus binary) instead of scraping it directly.",
+)
 @state_dir_option
 def demo(
     backend: str,
+    prometheus: bool,
     headless: bool,
     env_name: str,
     version: str | None,
@@ -403,33 +416,56 @@ def demo(
     if headless and not version:
         fail("--headless needs --version (for example --version 1.1.0)")
     headless_only(headless, auto_promote, pause_timeout)
+    if prometheus and backend != "local":
+        fail("--prometheus runs the local demo; it cannot be combined with --backend docker")
     if not headless:
         require_terminal()
-    # Each backend keeps its own journal: a docker demo's history is not the local one's.
-    base = state_base(state_dir) / ("demo" if backend == "local" else f"demo-{backend}")
+    kind = "prometheus" if prometheus else backend
+    # Each kind keeps its own journal: a docker demo's history is not the local one's.
+    base = state_base(state_dir) / ("demo" if kind == "local" else f"demo-{kind}")
     if reset:
         keep_journal_aside(paths.journal_path(base))
     prepare_demo(backend)
-    if headless and version:  # a headless run without a version was refused above
-        sys.exit(
-            run_headless(
-                demo_plan(port_base, backend),
-                str(base),
-                env_name,
-                version,
-                auto_promote,
-                reason or "headless demo rollout",
-                demo_traffic=True,
-                pause_timeout=pause_timeout,
+    server = start_demo_prometheus(base) if prometheus else None
+    try:
+        if headless and version:  # a headless run without a version was refused above
+            sys.exit(
+                run_headless(
+                    demo_plan(port_base, kind, server),
+                    str(base),
+                    env_name,
+                    version,
+                    auto_promote,
+                    reason or "headless demo rollout",
+                    demo_traffic=True,
+                    pause_timeout=pause_timeout,
+                )
             )
+        loader = screen_loader(
+            preview_of(demo_plan_text(kind), "shop"),
+            lambda: demo_plan(port_base, kind, server),
+            str(base),
+            demo_traffic=True,
         )
-    loader = screen_loader(
-        preview_of(demo_plan_text(backend), "shop"),
-        lambda: demo_plan(port_base, backend),
-        str(base),
-        demo_traffic=True,
-    )
-    open_ui(loader, demo_plan_name(backend), (env_name, version, reason) if version else None)
+        open_ui(loader, demo_plan_name(kind), (env_name, version, reason) if version else None)
+    finally:
+        if server is not None:  # after the session closed: its last queries had an answer
+            server.stop()
+            server.release()
+
+
+def start_demo_prometheus(base: Path) -> DemoPrometheus:
+    """The demo's private Prometheus, started and ready (in this, the main thread: it dies
+    with the thread that forked it), or one line saying why it cannot run."""
+    from cockpit.demo.prometheus import DemoPrometheus, PrometheusError, demo_home, require_client
+
+    server = DemoPrometheus(demo_home(base))
+    try:
+        require_client()
+        server.start()
+    except PrometheusError as err:
+        fail(str(err), 1)
+    return server
 
 
 def show_demo_releases() -> None:

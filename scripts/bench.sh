@@ -37,3 +37,5 @@ if command -v dockerd >/dev/null; then
 else
     echo "skipped: dockerd is not installed (scripts/setup.sh --test installs it)"
 fi
+echo "== prometheus gates: new targets queryable, regression start to abort (demo's own Prometheus)"
+.venv/bin/python scripts/bench_prometheus_abort.py
