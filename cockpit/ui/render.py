@@ -8,13 +8,14 @@ here. Keeping this free of widgets makes every piece testable on its own.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from textual.content import Content
 
-from cockpit.engine.state import Activity, Cause, CheckView, Outcome, Phase
+from cockpit.engine.state import Activity, Cause, CheckView, Measurement, Outcome, Phase
 from cockpit.engine.views import EnvView
 from cockpit.model import MetricsWindow, TrackMetrics, TrackStatus
 from cockpit.plan.models import Plan
@@ -69,9 +70,13 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def fmt_condition(condition: str, unit: str = "") -> str:
-    """``">= 95"`` -> ``"≥ 95%"``."""
-    op, _, number = condition.strip().partition(" ")
-    return f"{OPS.get(op, op)} {number}{unit if unit in ('%', 'ms') else ''}"
+    """``">= 95"`` -> ``"≥ 95%"``; a relative one as written, its operators readable:
+    ``"<= stable * 1.2 + 10ms"`` -> ``"≤ stable × 1.2 + 10ms"``."""
+    op, _, rest = condition.strip().partition(" ")
+    rest = rest.strip()
+    if _NUMBER.fullmatch(rest):
+        return f"{OPS.get(op, op)} {rest}{unit if unit in ('%', 'ms') else ''}"
+    return f"{OPS.get(op, op)} {rest.replace('*', '×')}"
 
 
 def countdown(until: float, now: float) -> str:
@@ -104,6 +109,99 @@ class Limit:
     def text(self, unit: str) -> str:
         number = f"{self.value:g}"
         return f"{OPS.get(self.op, self.op)}{number}{unit if unit in ('%', 'ms') else ''}"
+
+
+# --------------------------------------------------------------------------- gate limits
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NUM = r"(\d+(?:\.\d+)?)"
+# "<= stable * 1.2 + 10ms", "<= stable + 1%", ">= 0.9 * stable", optionally "canary <= ...".
+_RELATIVE = re.compile(
+    rf"^\s*(?:canary\s*)?(>=|<=|==|!=|>|<)\s*(?:{_NUM}\s*[*×]\s*)?stable\b(?:\s*[*×]\s*{_NUM})?"
+    rf"(?:\s*([+-])\s*{_NUM}\s*(ms|s|%)?)?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Relative:
+    """A condition relative to stable: the limit is ``stable × factor + offset`` (the
+    offset in the check's display unit), computed anew from each measurement's stable."""
+
+    op: str
+    factor: float = 1.0
+    offset: float = 0.0
+
+    def limit(self, stable: float) -> float:
+        return stable * self.factor + self.offset
+
+    def explain(self, stable: float) -> str:
+        """``stable 120 × 1.2 + 10``: how the limit was computed, in numbers."""
+        text = f"stable {fmt_number(stable)}"
+        if self.factor != 1.0:
+            text += f" × {self.factor:g}"
+        if self.offset:
+            text += f" {'+' if self.offset > 0 else '−'} {abs(self.offset):g}"
+        return text
+
+
+def relative_condition(condition: str, unit: str) -> Relative | None:
+    """The relative form of ``condition``, or ``None`` when it is absolute or unreadable."""
+    match = _RELATIVE.match(condition)
+    if not match:
+        return None
+    op, before, after, sign, offset, offset_unit = match.groups()
+    factor = float(before or 1.0) * float(after or 1.0)
+    value = float(offset or 0.0)
+    if offset_unit == "s" and unit == "ms":
+        value *= 1000.0
+    return Relative(op, factor, -value if sign == "-" else value)
+
+
+def absolute_condition(condition: str) -> Limit | None:
+    """``">= 95"`` as a :class:`Limit`; ``None`` for a relative or unreadable condition."""
+    op, _, rest = condition.strip().partition(" ")
+    if op not in OPS or not _NUMBER.fullmatch(rest.strip()):
+        return None
+    return Limit(op, float(rest))
+
+
+def condition_op(condition: str) -> str | None:
+    """The comparison of ``condition`` (``<=``...), whatever its right-hand side."""
+    match = re.match(r"^\s*(?:canary\s*)?(>=|<=|==|!=|>|<)", condition)
+    return match.group(1) if match else None
+
+
+def limit_of(check: CheckView, m: Measurement | None) -> float | None:
+    """The threshold ``m`` was judged against: the engine's ``Measurement.limit`` when it
+    says, else the absolute threshold, else the relative one computed from ``m``'s stable."""
+    if m is not None and m.limit is not None:
+        return m.limit
+    fixed = absolute_condition(check.condition)
+    if fixed is not None:
+        return fixed.value
+    rel = relative_condition(check.condition, check.unit)
+    if rel is not None and m is not None and m.stable_value is not None:
+        return rel.limit(m.stable_value)
+    return None
+
+
+def fmt_gap(value: float, unit: str) -> str:
+    """A distance between a value and its limit: ``32ms``, ``0.8 pts`` (of a percentage)."""
+    if unit == "%":
+        return f"{fmt_number(value)} pts"
+    return fmt_value(value, unit)
+
+
+def against_limit(op: str, value: float, limit: float, unit: str) -> tuple[bool, str]:
+    """Whether ``value`` holds against ``limit`` and, in words, by how much:
+    ``(False, "over by 32ms")``, ``(True, "68ms to spare")``."""
+    holds = not Limit(op, limit).breached(value)
+    gap = abs(value - limit)
+    if op in ("==", "!="):
+        return holds, ("equal" if value == limit else f"off by {fmt_gap(gap, unit)}")
+    if holds:
+        return True, (f"{fmt_gap(gap, unit)} to spare" if gap else "right on the limit")
+    return False, f"{'over' if op in ('<=', '<') else 'under'} by {fmt_gap(gap, unit)}"
 
 
 def live_limits(plan: Plan) -> dict[str, Limit]:
@@ -284,15 +382,44 @@ def phase(view: EnvView, now: float) -> Content:
     return Content("\n").join(lines)
 
 
-def needs(check: CheckView) -> str:
-    """``(needs ≥ 95%)``: the limit as a requirement, so the line never reads as a claim."""
-    return f"(needs {fmt_condition(check.condition, check.unit)})"
+def needs(check: CheckView, explain: bool = True) -> str:
+    """``(needs ≥ 95%)``: the limit as a requirement, so the line never reads as a claim.
+
+    A condition relative to stable shows the limit it gave at the last measurement and,
+    with ``explain``, how: ``(needs ≤ 150ms: stable × 1.2 + 10ms)``."""
+    written = fmt_condition(check.condition, check.unit)
+    if absolute_condition(check.condition) is not None:
+        return f"(needs {written})"
+    op, limit = condition_op(check.condition), limit_of(check, check.last)
+    if op is None or limit is None:
+        return f"(needs {written})"  # nothing measured yet: the rule as written
+    computed = f"{OPS.get(op, op)} {fmt_value(limit, check.unit)}"
+    rule = written.removeprefix(OPS.get(op, op)).strip()
+    return f"(needs {computed}: {rule})" if explain else f"(needs {computed})"
 
 
-def check_line(check: CheckView, width: int | None = None) -> Content:
+def check_line(check: CheckView, width: int | None = None, with_stable: bool = True) -> Content:
     """``✗ success-rate 87.0% (needs ≥ 95%)  1/3  stable 99.8%``: the measured value
     right next to what it must be, progress, then stable's value for comparison when
-    ``width`` leaves room for it."""
+    ``width`` leaves room for it. A relative condition's rule (``: stable × 1.2``) is
+    the first thing to go when the width is short, then stable's value (``with_stable``
+    off: the line of recent values says it)."""
+    long = _check_line(check, needs(check))
+    short = _check_line(check, needs(check, explain=False))
+    stable = stable_text(check) if with_stable else None
+    candidates = [long, short] if long.cell_length != short.cell_length else [long]
+    if stable is not None:
+        for line in candidates:
+            beside = Content.assemble(line, "  ", stable)
+            if width is None or beside.cell_length <= width:
+                return beside
+    for line in candidates:
+        if width is None or line.cell_length <= width:
+            return line
+    return candidates[-1]
+
+
+def _check_line(check: CheckView, requirement: str) -> Content:
     mark, style = OUTCOME_MARK[check.outcome]
     last = check.last
     parts: list[str | tuple[str, str]] = [(f"{mark} ", style), (f"{check.name} ", "")]
@@ -303,18 +430,14 @@ def check_line(check: CheckView, width: int | None = None) -> Content:
     else:
         value_style = "$fail bold" if last.outcome is Outcome.FAILED else "bold"
         parts.append((fmt_value(last.value, check.unit), value_style))
-    parts.append((f" {needs(check)}", ""))
+    parts.append((f" {requirement}", ""))
     parts.append((f"  {check.taken}/{check.count}", DIM))
     if check.no_data:
         # Windows without a single canary request: counted, never passed or failed.
         parts.append((f"  no data ×{check.no_data}", "$nodata"))
     if check.errors:
         parts.append((f"  read errors ×{check.errors}", "$warn"))
-    line = Content.assemble(*parts)
-    stable = stable_text(check)
-    if stable is not None and (width is None or line.cell_length + 2 + stable.cell_length <= width):
-        line = Content.assemble(line, "  ", stable)
-    return line
+    return Content.assemble(*parts)
 
 
 def stable_text(check: CheckView) -> Content | None:
@@ -383,7 +506,7 @@ def analysis(view: EnvView, width: int | None = None, recent: bool = False) -> C
     lines = [head]
     for check in a.checks:
         if recent:  # stable's value moves to the line of recent values
-            lines.append(check_line(check, 0))
+            lines.append(check_line(check, width, with_stable=False))
             lines.append(recent_line(check, width or 80))
         else:
             lines.append(check_line(check, width))
