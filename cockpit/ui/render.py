@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from textual.content import Content
+from textual.content import Content, Span
 
 from cockpit.engine.state import Activity, Cause, CheckView, Measurement, Outcome, Phase
 from cockpit.engine.views import EnvView
@@ -52,6 +52,27 @@ OUTCOME_TEXT = {Outcome.NO_DATA: "no data", Outcome.ERROR: "error"}
 OPS = {">=": "≥", "<=": "≤", "==": "=", "!=": "≠", ">": ">", "<": "<"}
 # Textual resolves "$text-muted" in content styles to plain white; a blend works in every theme.
 DIM = "$foreground 55%"
+
+
+# Plain text that must stay its own run (see ``tight``); the colour text has anyway.
+TEXT = "$foreground"
+
+
+def tight(content: Content) -> Content:
+    """``content`` with every style run starting after its leading spaces, so spaces form
+    runs of their own. Drawn in a terminal nothing changes; but an SVG screenshot draws
+    each run as one text element, and rsvg (which renders them to PNG) drops the leading
+    spaces of an element: "Failed", "   measured" came out as "Failedmeasured". Text
+    meant to look plain is styled ``TEXT`` so that it is a run of its own too."""
+    plain = content.plain
+    spans = []
+    for span in content.spans:
+        start = span.start
+        while start < span.end and plain[start] in " \n":
+            start += 1
+        if start < span.end:
+            spans.append(Span(start, span.end, span.style))
+    return Content(plain, spans)
 
 
 # --------------------------------------------------------------------------- numbers

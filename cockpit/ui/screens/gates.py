@@ -133,10 +133,10 @@ def counts_line(check: CheckView, defined: Check | None, width: int = 0) -> Cont
     def count(label: str, value: int, limit: int | None, style: str, tail: str = "") -> Content:
         over = limit is not None and value > limit
         shown = f"{label} {value}" + (f" (limit {limit}{tail})" if limit is not None else "")
-        return Content.styled(shown, f"{style} bold" if over else ("" if value else render.DIM))
+        return Content.styled(shown, f"{style} bold" if over else (render.TEXT if value else render.DIM))
 
     items = [
-        Content.assemble(("taken ", ""), (f"{check.taken}/{check.count}", "bold")),
+        Content.assemble(("taken ", render.TEXT), (f"{check.taken}/{check.count}", "bold")),
         count("failed", check.failed, defined.failure_limit if defined else None, "$fail"),
         count("inconclusive", check.inconclusive, defined.inconclusive_limit if defined else None, "$warn"),
         count("no data", check.no_data, defined.no_data_limit if defined else None, "$nodata"),
@@ -168,7 +168,7 @@ def measurements_table(check: CheckView, width: int, names: tuple[str, str]) -> 
         mark, style = render.OUTCOME_MARK[m.outcome]
         outcome = f"{mark} {m.outcome.value}" + (f": {m.message}" if m.message else "")
         row = Content.assemble(
-            *((f"{text:<{w}}", "" if i else render.DIM) for i, (text, (_t, w)) in enumerate(zip(cells, headings, strict=True))),
+            *((f"{text:<{w}}", render.TEXT if i else render.DIM) for i, (text, (_t, w)) in enumerate(zip(cells, headings, strict=True))),
             (outcome, style),
         )
         rows.append(row.truncate(width, ellipsis=True) if width > 0 else row)
@@ -223,12 +223,11 @@ def query_block(check: CheckView, defined: Check | None, source: str, shown: boo
 def gate_tabs(checks: tuple[CheckView, ...], selected: int, width: int) -> Content:
     """``gates  ✗ latency-p99  ✓ success-rate``: every gate with its verdict, the one
     shown highlighted; ``←/→`` moves between them."""
-    parts: list[Content] = [Content.styled("gates ", "bold")]
+    parts: list[Content] = [Content.styled("gates", "bold")]
     for i, check in enumerate(checks):
         mark, style = render.OUTCOME_MARK[check.outcome]
-        text = f" {mark} {check.name} "
-        parts.append(Content.styled(text, f"{style} reverse" if i == selected else style))
-    line = Content.assemble(*parts)
+        parts.append(Content.styled(f"{mark} {check.name}", f"{style} reverse" if i == selected else style))
+    line = Content("  ").join(parts)
     if len(checks) > 1:
         hint = Content.styled(f"   ←/→ {len(checks)} gates", render.DIM)
         if line.cell_length + hint.cell_length <= width:
@@ -243,9 +242,9 @@ def analysis_title(view: EnvView, a: AnalysisView | None) -> Content:
     if a is None:
         return Content.assemble(*parts)
     r = view.rollout
-    parts += [f" · step {a.step + 1}/{len(view.steps) or r.steps_total} · ", verdict(a.outcome)]
+    parts += [(f" · step {a.step + 1}/{len(view.steps) or r.steps_total} · ", render.TEXT), verdict(a.outcome)]
     if r.target_version:
-        parts.append((f" · {r.target_version}", ""))
+        parts.append((f" · {r.target_version}", render.TEXT))
     if not r.in_rollout:
         parts.append((f" (last run; now {r.phase.value})", render.DIM))
     elif view.blue_green:
@@ -269,7 +268,7 @@ def no_analysis(view: EnvView, plan: Plan) -> Content:
         lines.append(
             Content.assemble(
                 (f"  {c.name:<{width}}", "bold"),
-                (f"{unit:<14}", ""),
+                (f"{unit:<14}", render.TEXT),
                 (f"every {format_duration(c.interval)} × {c.count}, {what}", render.DIM),
             )
         )
@@ -338,6 +337,7 @@ class GateScreen(CockpitModal[None]):
         self.selected = ""  # the name of the gate shown (kept by name: checks may be reordered)
         self.query_shown = False
         self._shown: tuple[object, ...] | None = None
+        self._texts: dict[str, tuple[str, tuple[object, ...]]] = {}
 
     @property
     def cockpit(self) -> CockpitHost:
@@ -398,18 +398,18 @@ class GateScreen(CockpitModal[None]):
     def draw(self, view: EnvView, now: float) -> None:
         a = view.rollout.analysis
         width = self._width()
-        self.query_one("#gate-title", Static).update(analysis_title(view, a))
+        self._set("#gate-title", analysis_title(view, a))
         trouble = metrics_trouble(view, now)
         box = self.query_one("#gate-trouble", Static)
-        box.update(trouble or "")
+        self._set("#gate-trouble", trouble or Content(""))
         box.set_class(trouble is not None, "-shown")
         checks = self._checks(view)
         for part in ("#gate-chart", "#gate-counts", "#gate-table", "#gate-query", "#gate-tabs"):
             self.query_one(part).display = bool(checks)
         hint = "Esc closes"
         if not checks:
-            self.query_one("#gate-head", Static).update(no_analysis(view, self.cockpit.session.plan))
-            self.query_one("#gate-hint", Static).update(Content.styled(hint, render.DIM))
+            self._set("#gate-head", no_analysis(view, self.cockpit.session.plan))
+            self._set("#gate-hint", Content.styled(hint, render.DIM))
             return
         index = self._index(checks)
         check = checks[index]
@@ -421,20 +421,27 @@ class GateScreen(CockpitModal[None]):
         )
         plan = self.cockpit.session.plan
         defined = plan_check(plan, check.name)
-        self.query_one("#gate-tabs", Static).update(gate_tabs(checks, index, width))
-        self.query_one("#gate-head", Static).update(self._head(check, defined, names, styles))
+        self._set("#gate-tabs", gate_tabs(checks, index, width))
+        self._set("#gate-head", self._head(check, defined, names, styles))
         self.query_one(GateChart).show(check, names, styles)
-        self.query_one("#gate-counts", Static).update(counts_line(check, defined, width))
-        self.query_one("#gate-table", Static).update(
-            Content("\n").join(
-                [Content.styled("recent measurements, newest first", "bold"), measurements_table(check, width, names)]
-            )
-        )
+        self._set("#gate-counts", counts_line(check, defined, width))
+        table = measurements_table(check, width, names)
+        self._set("#gate-table", Content("\n").join([Content.styled("recent measurements, newest first", "bold"), table]))
         source = self._source()
-        self.query_one("#gate-query", Static).update(query_block(check, defined, source, self.query_shown, width))
+        self._set("#gate-query", query_block(check, defined, source, self.query_shown, width))
         keys = ["←/→ gates"] if len(checks) > 1 else []
         keys += ["enter query", "↑/↓ scroll", "Esc closes"]
-        self.query_one("#gate-hint", Static).update(Content.styled(" · ".join(keys), render.DIM))
+        self._set("#gate-hint", Content.styled(" · ".join(keys), render.DIM))
+
+    def _set(self, part: str, content: Content) -> None:
+        # Static.update() relayouts; skip it when nothing changed (the view redraws every second).
+        # Content compares by its text alone: a gate highlighted in another tab, or a value
+        # turning red, changes only the styles, so those are compared too.
+        shown = render.tight(content)
+        key = (shown.plain, tuple(shown.spans))
+        if self._texts.get(part) != key:
+            self._texts[part] = key
+            self.query_one(part, Static).update(shown)
 
     def _source(self) -> str:
         plan = self.cockpit.session.plan

@@ -62,6 +62,23 @@ def row_of(limit: float | None, top: float, height: int) -> int | None:
     return min(height - 1, int(limit / top * height))
 
 
+# A limit line a third of a cell low, centred or high: three heights per row, so a limit
+# that moves with stable is seen moving before it crosses a whole row.
+LIMIT_GLYPHS = ("▁", LIMIT_GLYPH, "▔")
+
+
+def limit_mark(limit: float | None, top: float, height: int) -> tuple[int, str] | None:
+    """The row (from the bottom) and glyph of a limit line drawn at a third of a cell's
+    precision; ``None`` when the limit is off the scale."""
+    row = row_of(limit, top, height)
+    if row is None or limit is None:
+        return None
+    fraction = min(0.999, limit / top * height - row)
+    glyph = LIMIT_GLYPHS[int(fraction * 3)]
+    # On the bottom row a low line would read as the faint baseline of zero values.
+    return row, LIMIT_GLYPH if row == 0 and glyph == LIMIT_GLYPHS[0] else glyph
+
+
 def bar_glyph(level: int, row: int) -> str:
     """The glyph of a bar filled ``level`` eighths high in ``row`` (from the bottom)."""
     return BLOCKS[min(8, max(0, level - row * 8))]

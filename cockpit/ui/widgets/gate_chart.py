@@ -27,14 +27,14 @@ from cockpit.ui.widgets.chart import (
     NO_DATA_GLYPH,
     bar_eighths,
     bar_glyph,
-    row_of,
+    limit_mark,
     scale_top,
 )
 
 AXIS = 7  # the scale's labels: top, the limit, 0
 LIMIT_STYLE = "$fail"
 DIM_STYLE = "$foreground 35%"
-MIN_GROUP, MAX_GROUP = 3, 9  # cells per measurement: a bar each for stable and canary, a gap
+MIN_GROUP, MAX_GROUP = 3, 13  # cells per measurement: a bar each for stable and canary, a gap
 CANARY_STYLE = {Outcome.FAILED: "$fail bold", Outcome.INCONCLUSIVE: "$warn"}
 
 
@@ -92,49 +92,52 @@ def gate_chart_lines(
     gap = group - 2 * bar
     top = gate_top(check, shown)
     fixed = render.absolute_condition(check.condition)
-    empty_row = row_of(fixed.value if fixed else None, top, height)  # slots not measured yet
+    empty = limit_mark(fixed.value if fixed else None, top, height)  # slots not measured yet
     limits = [render.limit_of(check, m) for m in shown]
-    latest_row = row_of(limits[-1], top, height)
+    marks_at = [limit_mark(limit, top, height) for limit in limits]
     padding = slots - len(shown)
     lines = [legend(check, names, styles)]
     for row in range(height - 1, -1, -1):
-        parts: list[tuple[str, str]] = [(_axis(check, row, height, top, latest_row, limits[-1]))]
-        parts.append(((LIMIT_GLYPH if row == empty_row else " ") * group * padding, LIMIT_STYLE))
-        for m, limit in zip(shown, limits, strict=True):
-            on_limit = row == row_of(limit, top, height)
-            parts += _cells(m.stable_value, styles[0], bar, row, top, height, on_limit)
+        parts: list[tuple[str, str]] = [_axis(check, row, height, top, marks_at[-1], limits[-1])]
+        parts.append(((empty[1] if empty and empty[0] == row else " ") * group * padding, LIMIT_STYLE))
+        for m, mark in zip(shown, marks_at, strict=True):
+            line = mark[1] if mark is not None and mark[0] == row else None
+            parts += _cells(m.stable_value, styles[0], bar, row, top, height, line)
             canary_style = CANARY_STYLE.get(m.outcome, styles[1])
-            parts += _cells(m.value, canary_style, bar, row, top, height, on_limit)
-            parts.append(((LIMIT_GLYPH if on_limit else " ") * gap, LIMIT_STYLE))
+            parts += _cells(m.value, canary_style, bar, row, top, height, line)
+            parts.append(((line or " ") * gap, LIMIT_STYLE))
         lines.append(_merge(parts))
     marks: list[tuple[str, str]] = [(" " * AXIS + " " * group * padding, "")]
     for m in shown:
-        mark, style = render.OUTCOME_MARK[m.outcome]
-        marks += [(" " * bar, ""), (mark.ljust(bar + gap), style)]
+        glyph, style = render.OUTCOME_MARK[m.outcome]
+        marks += [(" " * bar, ""), (glyph.ljust(bar + gap), style)]
     lines.append(_merge(marks))
     return lines
 
 
-def _axis(check: CheckView, row: int, height: int, top: float, limit_row: int | None, limit: float | None) -> tuple[str, str]:
-    if row == limit_row and limit is not None:
+def _axis(
+    check: CheckView, row: int, height: int, top: float, mark: tuple[int, str] | None, limit: float | None
+) -> tuple[str, str]:
+    if mark is not None and row == mark[0] and limit is not None:
         return f"{render.fmt_axis(limit, check.unit):>{AXIS - 1}} ", LIMIT_STYLE
     label = render.fmt_axis(top, check.unit) if row == height - 1 else ("0" if row == 0 else "")
     return f"{label:>{AXIS - 1}} ", render.DIM
 
 
 def _cells(
-    value: float | None, style: str, width: int, row: int, top: float, height: int, on_limit: bool
+    value: float | None, style: str, width: int, row: int, top: float, height: int, line: str | None
 ) -> list[tuple[str, str]]:
-    """One bar ``width`` cells wide in ``row``; the limit line where the bar leaves room."""
+    """One bar ``width`` cells wide in ``row``; the limit ``line`` glyph (when the limit is
+    on this row) where the bar leaves room."""
     if value is None:  # no data, or an error: a dot on the floor, never a healthy zero
-        if row == 0:
+        if row == 0 and line is None:
             return [(NO_DATA_GLYPH * width, DIM_STYLE)]
-        return [((LIMIT_GLYPH if on_limit else " ") * width, LIMIT_STYLE)]
+        return [((line or " ") * width, LIMIT_STYLE if line else "")]
     glyph = bar_glyph(bar_eighths(value, top, height), row)
     if glyph != " ":
         return [(glyph * width, style)]
-    if on_limit:
-        return [(LIMIT_GLYPH * width, LIMIT_STYLE)]
+    if line is not None:
+        return [(line * width, LIMIT_STYLE)]
     if row == 0:  # a measured zero: the baseline, faint
         return [(BLOCKS[1] * width, DIM_STYLE)]
     return [(" " * width, "")]
@@ -167,6 +170,7 @@ class GateChart(Widget):
         self.styles_for = ("$stable", "$canary")
 
     def show(self, check: CheckView, names: tuple[str, str], styles: tuple[str, str]) -> None:
+        # CheckView is a frozen dataclass of plain values: equal means nothing new to draw.
         if (check, names, styles) != (self.check, self.names, self.styles_for):
             self.check, self.names, self.styles_for = check, names, styles
             self.refresh()
@@ -182,6 +186,5 @@ class GateChart(Widget):
     def render(self) -> Content:
         if self.check is None:
             return Content("")
-        return Content("\n").join(
-            gate_chart_lines(self.check, self.size.width, self.rows, self.names, self.styles_for)
-        )
+        lines = gate_chart_lines(self.check, self.size.width, self.rows, self.names, self.styles_for)
+        return Content("\n").join(render.tight(line) for line in lines)
