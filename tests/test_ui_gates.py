@@ -86,6 +86,8 @@ def relative_analysis() -> AnalysisView:
 def test_the_limit_is_the_engines_else_the_threshold_else_computed_from_stable() -> None:
     gate = p99_gate()
     assert render.limit_of(gate, gate.last) == pytest.approx(154.0)  # Measurement.limit, as judged
+    # The engine's number wins over one computed here (it judged with its own stable reading).
+    assert gate.last is not None and render.limit_of(gate, replace(gate.last, limit=150.0)) == 150.0
     unreported = replace(gate.measurements[0], limit=None)
     assert render.limit_of(gate, unreported) == pytest.approx(106.0)  # 80 × 1.2 + 10
     absolute = CheckView("p99", "<= 250", "ms", Outcome.RUNNING)
@@ -157,6 +159,8 @@ def test_counts_fit_the_width_and_break_between_items() -> None:
 def test_a_long_query_wraps_at_its_commas_and_brackets() -> None:
     lines = wrap_query(P99_QUERY, 40)
     assert all(len(line) <= 40 for line in lines) and len(lines) >= 4
+    assert lines[0] == "histogram_quantile(0.99, sum by (le) ("  # broken where a person would break it
+    assert all(line.count('"') % 2 == 0 for line in lines)  # never inside a label's value
     assert "".join(lines).replace(" ", "") == P99_QUERY.replace(" ", "")
 
 
@@ -172,6 +176,14 @@ def replace_rollout_phase():  # type: ignore[no-untyped-def]
     from cockpit.engine.state import RolloutState
 
     return RolloutState("staging", Phase.HEALTHY, "1.0.0", 5)
+
+
+def test_style_runs_start_after_their_spaces() -> None:
+    """rsvg drops the leading spaces of a run when it renders a screenshot to PNG
+    ("Failed" + "   measured" read "Failedmeasured"): spaces get runs of their own."""
+    line = render.tight(Content.assemble(("Failed", "$fail"), ("   measured", render.DIM), ("\n  next", "bold")))
+    assert line.plain == "Failed   measured\n  next"
+    assert [(s.start, s.end) for s in line.spans] == [(0, 6), (9, 17), (20, 24)]
 
 
 def test_a_down_source_says_so_with_the_retry() -> None:
@@ -346,3 +358,32 @@ async def test_a_metrics_source_that_is_down_shows_its_error_and_the_retry(
         monkeypatch.setattr(app.session, "view", view)
         await wait_for(pilot, lambda: "metrics source down" not in gate_text(app), what="recovered")
         assert not screen.query_one("#gate-trouble").display
+
+
+@pytest.mark.asyncio
+async def test_at_80x24_the_card_fits_a_relative_gate_and_the_view_scrolls(tmp_path: Path) -> None:
+    """The card's analysis line carries the computed limit and stable within its width;
+    the gate view, taller than the screen, scrolls with the arrows and pages."""
+    from cockpit.ui.widgets.env_column import EnvColumn
+
+    app = make_app(make_session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: started(app), what="start")
+        inject(app, "dev", relative_analysis())
+        main = app.main_screen
+        assert main is not None
+        column = main.query_one("#env-dev", EnvColumn)
+        await wait_for(pilot, lambda: "latency-p99" in str(column.query_one("#analysis").render()), what="card")
+        await pilot.pause(0.2)
+        analysis = str(column.query_one("#analysis").render()).splitlines()
+        line = next(text for text in analysis if "latency-p99" in text)
+        assert "182ms (needs ≤ 154ms" in line and len(line) <= column.content_region.width
+        assert column.virtual_size.height <= column.size.height, (column.virtual_size, column.size)
+        screen = await open_gates(pilot, app, "dev")
+        body = screen.query_one("#gate-body")
+        assert body.max_scroll_y > 0  # the table and the query are below the fold at 24 rows
+        await pilot.press("pagedown")
+        await wait_for(pilot, lambda: body.scroll_y > 0, what="scrolled down")
+        await pilot.press("up")
+        await pilot.press("pageup")
+        await wait_for(pilot, lambda: body.scroll_y == 0, what="back at the top")
