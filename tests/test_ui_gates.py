@@ -111,8 +111,9 @@ def test_the_cards_line_shows_the_computed_limit_and_stable_and_gives_up_the_rul
     narrow = render.check_line(gate, 70).plain
     assert "182ms (needs ≤ 154ms)  3/5" in narrow and narrow.endswith("stable 120ms") and "1.2" not in narrow
     assert len(narrow) <= 70
+    # Narrower still, the counts move to a second line, indented, rather than being cut.
     narrowest = render.check_line(gate, 50).plain
-    assert narrowest == "✗ latency-p99 182ms (needs ≤ 154ms)  3/5  no data ×1"
+    assert narrowest == "✗ latency-p99 182ms (needs ≤ 154ms)  3/5\n    no data ×1  stable 120ms"
     waiting = replace(gate, measurements=(), outcome=Outcome.RUNNING)
     assert "(needs ≤ stable × 1.2 + 10ms)" in render.check_line(waiting).plain  # the rule until measured
 
@@ -318,6 +319,7 @@ async def test_a_relative_gate_explains_its_limit_follows_live_and_shows_its_que
         text = gate_text(app)
         assert "! error reading the metrics: prometheus at http://127.0.0.1:9090 unreachable" in text
         assert "0.4%   limit ≤ 1.3% (stable 0.3 + 1)   ✓ 0.9 pts to spare" in text
+        assert "█ stable 0.3%  █ canary 0.4%  ─ limit 1.3%" in text  # the last values read, not "—"
         # A measurement taken while the view is open appears without reopening it.
         grown = replace(
             error_gate(),

@@ -421,26 +421,34 @@ def needs(check: CheckView, explain: bool = True) -> str:
 
 def check_line(check: CheckView, width: int | None = None, with_stable: bool = True) -> Content:
     """``✗ success-rate 87.0% (needs ≥ 95%)  1/3  stable 99.8%``: the measured value
-    right next to what it must be, progress, then stable's value for comparison when
-    ``width`` leaves room for it. A relative condition's rule (``: stable × 1.2``) is
-    the first thing to go when the width is short, then stable's value (``with_stable``
-    off: the line of recent values says it)."""
-    long = _check_line(check, needs(check))
-    short = _check_line(check, needs(check, explain=False))
+    right next to what it must be, progress, the no-data and error counts, then stable's
+    value for comparison when ``width`` leaves room for it (``with_stable`` off: the line
+    of recent values says it).
+
+    Short of room, a relative condition's rule (``: stable × 1.2 + 10ms``) goes first,
+    then stable's value; the counts are never dropped: they move to a second line,
+    indented, rather than being cut by a wrap in the middle."""
+    heads = [_check_head(check, needs(check)), _check_head(check, needs(check, explain=False))]
+    if heads[0].cell_length == heads[1].cell_length:
+        heads = heads[:1]
+    counts = _check_counts(check)
     stable = stable_text(check) if with_stable else None
-    candidates = [long, short] if long.cell_length != short.cell_length else [long]
-    if stable is not None:
-        for line in candidates:
-            beside = Content.assemble(line, "  ", stable)
-            if width is None or beside.cell_length <= width:
-                return beside
-    for line in candidates:
-        if width is None or line.cell_length <= width:
-            return line
-    return candidates[-1]
+    tails = [[counts, stable], [counts]] if stable is not None else [[counts]]
+    for tail in tails:
+        for head in heads:
+            line = Content("  ").join([head, *(part for part in tail if part is not None and part.plain)])
+            if width is None or line.cell_length <= width:
+                return line
+    head = next((h for h in heads if width is None or h.cell_length <= width), heads[-1])
+    if not counts.plain:
+        return head
+    second = Content.assemble("    ", counts)
+    if stable is not None and width is not None and second.cell_length + 2 + stable.cell_length <= width:
+        second = Content.assemble(second, "  ", stable)
+    return Content("\n").join([head, second])
 
 
-def _check_line(check: CheckView, requirement: str) -> Content:
+def _check_head(check: CheckView, requirement: str) -> Content:
     mark, style = OUTCOME_MARK[check.outcome]
     last = check.last
     parts: list[str | tuple[str, str]] = [(f"{mark} ", style), (f"{check.name} ", "")]
@@ -453,12 +461,18 @@ def _check_line(check: CheckView, requirement: str) -> Content:
         parts.append((fmt_value(last.value, check.unit), value_style))
     parts.append((f" {requirement}", ""))
     parts.append((f"  {check.taken}/{check.count}", DIM))
+    return Content.assemble(*parts)
+
+
+def _check_counts(check: CheckView) -> Content:
+    """``no data ×1  read errors ×2``; empty when both are 0."""
+    parts: list[Content] = []
     if check.no_data:
         # Windows without a single canary request: counted, never passed or failed.
-        parts.append((f"  no data ×{check.no_data}", "$nodata"))
+        parts.append(Content.styled(f"no data ×{check.no_data}", "$nodata"))
     if check.errors:
-        parts.append((f"  read errors ×{check.errors}", "$warn"))
-    return Content.assemble(*parts)
+        parts.append(Content.styled(f"read errors ×{check.errors}", "$warn"))
+    return Content("  ").join(parts)
 
 
 def stable_text(check: CheckView) -> Content | None:

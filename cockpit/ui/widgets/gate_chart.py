@@ -55,8 +55,9 @@ def gate_top(check: CheckView, measurements: Sequence[Measurement]) -> float:
 
 
 def legend(check: CheckView, names: tuple[str, str], styles: tuple[str, str]) -> Content:
-    """``█ stable 120ms  █ canary 182ms  ─ limit 150ms``: the latest of each, in its colour."""
-    last = check.last
+    """``█ stable 120ms  █ canary 182ms  ─ limit 150ms``: the latest measured of each, in
+    its colour (a last measurement that failed to read says nothing about the values)."""
+    last = next((m for m in reversed(check.measurements) if m.value is not None), check.last)
     limit = render.limit_of(check, last)
 
     def shown(value: float | None) -> str:
