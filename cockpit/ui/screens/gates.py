@@ -285,7 +285,8 @@ def _unit(check: Check) -> str:
 
 
 def metrics_trouble(view: EnvView, now: float) -> Content | None:
-    """``! metrics source down: <error> · retrying in 8s``; ``None`` while it answers."""
+    """``! metrics source down · retrying in 8s`` and the source's error under it;
+    ``None`` while the source answers."""
     if view.metrics_error is None:
         return None
     retry = (
@@ -293,12 +294,14 @@ def metrics_trouble(view: EnvView, now: float) -> Content | None:
         if view.metrics_retry_at is not None
         else " · retried at the next poll"
     )
-    return Content.assemble(
-        ("! metrics source down: ", "$warn bold"),
-        (view.metrics_error, "$warn"),
-        (retry, "$warn bold"),
-        ("\n  the gates show what was measured before; new measurements count as errors", render.DIM),
-    )
+    lines = [
+        Content.assemble(("! metrics source down", "$warn bold"), (retry, "$warn bold")),
+        Content.styled(f"  {view.metrics_error}", "$warn"),
+    ]
+    if view.rollout.analysis is not None:
+        note = "  the gates show what was measured before; a measurement that cannot read counts as an error"
+        lines.append(Content.styled(note, render.DIM))
+    return Content("\n").join(lines)
 
 
 # --------------------------------------------------------------------------- the modal
@@ -310,7 +313,7 @@ class GateScreen(CockpitModal[None]):
     GateScreen #gate-dialog { width: 96%; max-width: 140; height: 94%; padding: 0 1;
                               border: thick $accent; background: $surface; }
     GateScreen #gate-title { height: auto; text-style: bold; }
-    GateScreen #gate-trouble { height: auto; display: none; background: $warn 15%; }
+    GateScreen #gate-trouble { height: auto; display: none; background: $warn 15%; margin-bottom: 1; }
     GateScreen #gate-trouble.-shown { display: block; }
     GateScreen #gate-tabs { height: 1; margin-bottom: 1; }
     GateScreen #gate-body { height: 1fr; scrollbar-size-vertical: 1; }
