@@ -319,6 +319,10 @@ async def test_a_relative_gate_explains_its_limit_follows_live_and_shows_its_que
         await pilot.press("right")
         await wait_for(pilot, lambda: screen.selected == "error-rate", what="the error-rate gate")
         await wait_for(pilot, lambda: highlighted(screen) == ["… error-rate"], what="its tab highlighted")
+        await pilot.press("tab")  # round again: past the last gate comes the first
+        await wait_for(pilot, lambda: screen.selected == "latency-p99", what="round to the first gate")
+        await pilot.press("shift+tab")
+        await wait_for(pilot, lambda: screen.selected == "error-rate", what="back to error-rate")
         text = gate_text(app)
         assert "! error reading the metrics: prometheus at http://127.0.0.1:9090 unreachable" in text
         assert "0.4%   limit ≤ 1.3% (stable 0.3 + 1)   ✓ 0.9 pts to spare" in text
@@ -394,3 +398,24 @@ async def test_at_80x24_the_card_fits_a_relative_gate_and_the_view_scrolls(tmp_p
         await pilot.press("up")
         await pilot.press("pageup")
         await wait_for(pilot, lambda: body.scroll_y == 0, what="back at the top")
+
+
+@pytest.mark.asyncio
+async def test_a_drawing_bug_is_said_once_and_the_cockpit_stays_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cockpit.ui.screens.gates as gates
+
+    def broken(view: EnvView, plan: object) -> Content:
+        raise ValueError("a condition nobody foresaw")
+
+    monkeypatch.setattr(gates, "no_analysis", broken)
+    app = make_app(make_session(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: started(app), what="start")
+        screen = await open_gates(pilot, app, "dev")
+        await pilot.pause(0.6)  # the view has tried again a few times meanwhile
+        said = [n.message for n in app._notifications if "gate view could not be drawn" in n.message]
+        assert said == ["the gate view could not be drawn; details are in the log"] and screen.is_attached
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, GateScreen), what="closed")

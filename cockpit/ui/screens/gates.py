@@ -14,6 +14,7 @@ Read-only: nothing here sends a command, so unlike the acting modals it never go
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import ClassVar, cast
@@ -33,6 +34,8 @@ from cockpit.ui.host import CockpitHost
 from cockpit.ui.screens.modal import WATCH_INTERVAL, CockpitModal
 from cockpit.ui.widgets.gate_chart import GateChart
 from cockpit.units import format_duration
+
+log = logging.getLogger(__name__)
 
 LABEL = 11  # the width of the labels on the left of a gate's block
 SHOWN_MEASUREMENTS = 10
@@ -341,6 +344,7 @@ class GateScreen(CockpitModal[None]):
         self.query_shown = False
         self._shown: tuple[object, ...] | None = None
         self._texts: dict[str, tuple[str, tuple[object, ...]]] = {}
+        self._failed = False  # said once that drawing failed
 
     @property
     def cockpit(self) -> CockpitHost:
@@ -378,13 +382,21 @@ class GateScreen(CockpitModal[None]):
 
     def follow(self, force: bool = False) -> None:
         """Redraw when the environment changed, or a second passed (the retry countdown)."""
-        view = self.view()
-        now = self.cockpit.clock()
-        key = (view.seq, view.rollout.analysis, view.metrics_error, view.metrics_retry_at, int(now), self.selected, self.query_shown)
-        if key == self._shown and not force:
-            return
-        self._shown = key
-        self.draw(view, now)
+        try:
+            view = self.view()
+            now = self.cockpit.clock()
+            r = view.rollout
+            key: tuple[object, ...] = (view.seq, r.analysis, view.metrics_error, view.metrics_retry_at)
+            key += (int(now), self.selected, self.query_shown)
+            if key == self._shown and not force:
+                return
+            self._shown = key
+            self.draw(view, now)
+        except Exception:  # a drawing bug must not take the cockpit down mid-release
+            log.exception("the gate view could not be drawn")
+            if not self._failed:
+                self._failed = True
+                self.notify("the gate view could not be drawn; details are in the log", severity="error")
 
     def _checks(self, view: EnvView) -> tuple[CheckView, ...]:
         a = view.rollout.analysis
