@@ -21,6 +21,7 @@ from cockpit.engine.controller import EnvironmentController
 from cockpit.engine.state import Phase
 from cockpit.ui.app import CockpitApp
 from cockpit.ui.screens.confirm import ConfirmScreen
+from cockpit.ui.screens.gates import GateScreen
 from cockpit.ui.screens.history import HistoryScreen
 from cockpit.ui.screens.summary import StartSummary
 from cockpit.ui.widgets.log_pane import LogPane
@@ -216,3 +217,44 @@ def test_log_filter(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
 @pytest.mark.parametrize("theme", ["light", "high-contrast"])
 def test_theme(snap_compare: Callable[..., bool], tmp_path: Path, theme: str) -> None:
     assert shot(snap_compare, app_for(tmp_path, theme=theme), lambda p: rollout(p, "1.1.0"))
+
+
+# --------------------------------------------------------------------------- the gate view (g)
+
+
+def test_gates_after_an_abort_at_80x24(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    """dev's analysis failed 1.2.0: the latency gate, its number against the limit, the chart."""
+    app = app_for(tmp_path)
+
+    async def gates(pilot: Pilot) -> None:
+        await rollout(pilot, "1.2.0")
+        await finish(pilot)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, GateScreen), what="the gate view")
+        screen = app.screen
+        assert isinstance(screen, GateScreen)
+        if screen.selected != "latency-p99":
+            await pilot.press("right")
+        await wait_for(pilot, lambda: screen.selected == "latency-p99", what="the latency gate")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=gates)
+
+
+def test_gates_relative_limit_and_query(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    """A gate relative to stable (its limit moving with stable), the query shown, and the
+    metrics source down with its retry - as the engine reports them, in staging's state."""
+    from tests.test_ui_gates import inject, relative_analysis, source_down
+
+    app = app_for(tmp_path)
+
+    async def gates(pilot: Pilot) -> None:
+        await started(pilot)
+        inject(app, "staging", relative_analysis())
+        source_down(app, "staging", "prometheus at http://127.0.0.1:9090: connection refused", FIXED_NOW + 8)
+        await finish(pilot)
+        await pilot.press("right", "g")
+        await wait_for(pilot, lambda: isinstance(app.screen, GateScreen), what="the gate view")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "histogram_quantile" in str(app.screen.query_one("#gate-query").render()))
+
+    assert shot(snap_compare, app, gates)

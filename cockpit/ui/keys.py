@@ -70,6 +70,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("abort", "a", "abort", "abort", "Abort: all traffic back to stable, canary removed"),
     ActionSpec("retry", "R", "retry", "retry", "Retry an aborted rollout from the first step"),
     ActionSpec("rollback", "r", "rollback", "rollback", "Roll back to a retained revision"),
+    ActionSpec(
+        "gates",
+        "g",
+        "gates",
+        "gates",
+        "Analysis gates of the focused environment: values against limits, stable beside canary, trend, query",
+    ),
     ActionSpec("migrations", "m", "migrations", "migr", "Show the plan's migrations"),
     ActionSpec("history", "h", "history", "history", "The journal: who did what, when and why"),
     ActionSpec("logs", "l", "logs", "logs", "Log pane: focused env / merged / split / hidden"),

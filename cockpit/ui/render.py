@@ -8,13 +8,14 @@ here. Keeping this free of widgets makes every piece testable on its own.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from textual.content import Content
+from textual.content import Content, Span
 
-from cockpit.engine.state import Activity, Cause, CheckView, Outcome, Phase
+from cockpit.engine.state import Activity, Cause, CheckView, Measurement, Outcome, Phase
 from cockpit.engine.views import EnvView
 from cockpit.model import MetricsWindow, TrackMetrics, TrackStatus
 from cockpit.plan.models import Plan
@@ -53,6 +54,27 @@ OPS = {">=": "≥", "<=": "≤", "==": "=", "!=": "≠", ">": ">", "<": "<"}
 DIM = "$foreground 55%"
 
 
+# Plain text that must stay its own run (see ``tight``); the colour text has anyway.
+TEXT = "$foreground"
+
+
+def tight(content: Content) -> Content:
+    """``content`` with every style run starting after its leading spaces, so spaces form
+    runs of their own. Drawn in a terminal nothing changes; but an SVG screenshot draws
+    each run as one text element, and rsvg (which renders them to PNG) drops the leading
+    spaces of an element: "Failed", "   measured" came out as "Failedmeasured". Text
+    meant to look plain is styled ``TEXT`` so that it is a run of its own too."""
+    plain = content.plain
+    spans = []
+    for span in content.spans:
+        start = span.start
+        while start < span.end and plain[start] in " \n":
+            start += 1
+        if start < span.end:
+            spans.append(Span(start, span.end, span.style))
+    return Content(plain, spans)
+
+
 # --------------------------------------------------------------------------- numbers
 
 
@@ -69,9 +91,13 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def fmt_condition(condition: str, unit: str = "") -> str:
-    """``">= 95"`` -> ``"≥ 95%"``."""
-    op, _, number = condition.strip().partition(" ")
-    return f"{OPS.get(op, op)} {number}{unit if unit in ('%', 'ms') else ''}"
+    """``">= 95"`` -> ``"≥ 95%"``; a relative one as written, its operators readable:
+    ``"<= stable * 1.2 + 10ms"`` -> ``"≤ stable × 1.2 + 10ms"``."""
+    op, _, rest = condition.strip().partition(" ")
+    rest = rest.strip()
+    if _NUMBER.fullmatch(rest):
+        return f"{OPS.get(op, op)} {rest}{unit if unit in ('%', 'ms') else ''}"
+    return f"{OPS.get(op, op)} {rest.replace('*', '×')}"
 
 
 def countdown(until: float, now: float) -> str:
@@ -104,6 +130,99 @@ class Limit:
     def text(self, unit: str) -> str:
         number = f"{self.value:g}"
         return f"{OPS.get(self.op, self.op)}{number}{unit if unit in ('%', 'ms') else ''}"
+
+
+# --------------------------------------------------------------------------- gate limits
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NUM = r"(\d+(?:\.\d+)?)"
+# "<= stable * 1.2 + 10ms", "<= stable + 1%", ">= 0.9 * stable", optionally "canary <= ...".
+_RELATIVE = re.compile(
+    rf"^\s*(?:canary\s*)?(>=|<=|==|!=|>|<)\s*(?:{_NUM}\s*[*×]\s*)?stable\b(?:\s*[*×]\s*{_NUM})?"
+    rf"(?:\s*([+-])\s*{_NUM}\s*(ms|s|%)?)?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Relative:
+    """A condition relative to stable: the limit is ``stable × factor + offset`` (the
+    offset in the check's display unit), computed anew from each measurement's stable."""
+
+    op: str
+    factor: float = 1.0
+    offset: float = 0.0
+
+    def limit(self, stable: float) -> float:
+        return stable * self.factor + self.offset
+
+    def explain(self, stable: float) -> str:
+        """``stable 120 × 1.2 + 10``: how the limit was computed, in numbers."""
+        text = f"stable {fmt_number(stable)}"
+        if self.factor != 1.0:
+            text += f" × {self.factor:g}"
+        if self.offset:
+            text += f" {'+' if self.offset > 0 else '−'} {abs(self.offset):g}"
+        return text
+
+
+def relative_condition(condition: str, unit: str) -> Relative | None:
+    """The relative form of ``condition``, or ``None`` when it is absolute or unreadable."""
+    match = _RELATIVE.match(condition)
+    if not match:
+        return None
+    op, before, after, sign, offset, offset_unit = match.groups()
+    factor = float(before or 1.0) * float(after or 1.0)
+    value = float(offset or 0.0)
+    if offset_unit == "s" and unit == "ms":
+        value *= 1000.0
+    return Relative(op, factor, -value if sign == "-" else value)
+
+
+def absolute_condition(condition: str) -> Limit | None:
+    """``">= 95"`` as a :class:`Limit`; ``None`` for a relative or unreadable condition."""
+    op, _, rest = condition.strip().partition(" ")
+    if op not in OPS or not _NUMBER.fullmatch(rest.strip()):
+        return None
+    return Limit(op, float(rest))
+
+
+def condition_op(condition: str) -> str | None:
+    """The comparison of ``condition`` (``<=``...), whatever its right-hand side."""
+    match = re.match(r"^\s*(?:canary\s*)?(>=|<=|==|!=|>|<)", condition)
+    return match.group(1) if match else None
+
+
+def limit_of(check: CheckView, m: Measurement | None) -> float | None:
+    """The threshold ``m`` was judged against: the engine's ``Measurement.limit`` when it
+    says, else the absolute threshold, else the relative one computed from ``m``'s stable."""
+    if m is not None and m.limit is not None:
+        return m.limit
+    fixed = absolute_condition(check.condition)
+    if fixed is not None:
+        return fixed.value
+    rel = relative_condition(check.condition, check.unit)
+    if rel is not None and m is not None and m.stable_value is not None:
+        return rel.limit(m.stable_value)
+    return None
+
+
+def fmt_gap(value: float, unit: str) -> str:
+    """A distance between a value and its limit: ``32ms``, ``0.8 pts`` (of a percentage)."""
+    if unit == "%":
+        return f"{fmt_number(value)} pts"
+    return fmt_value(value, unit)
+
+
+def against_limit(op: str, value: float, limit: float, unit: str) -> tuple[bool, str]:
+    """Whether ``value`` holds against ``limit`` and, in words, by how much:
+    ``(False, "over by 32ms")``, ``(True, "68ms to spare")``."""
+    holds = not Limit(op, limit).breached(value)
+    gap = abs(value - limit)
+    if op in ("==", "!="):
+        return holds, ("equal" if value == limit else f"off by {fmt_gap(gap, unit)}")
+    if holds:
+        return True, (f"{fmt_gap(gap, unit)} to spare" if gap else "right on the limit")
+    return False, f"{'over' if op in ('<=', '<') else 'under'} by {fmt_gap(gap, unit)}"
 
 
 def live_limits(plan: Plan) -> dict[str, Limit]:
@@ -286,15 +405,52 @@ def phase(view: EnvView, now: float) -> Content:
     return Content("\n").join(lines)
 
 
-def needs(check: CheckView) -> str:
-    """``(needs ≥ 95%)``: the limit as a requirement, so the line never reads as a claim."""
-    return f"(needs {fmt_condition(check.condition, check.unit)})"
+def needs(check: CheckView, explain: bool = True) -> str:
+    """``(needs ≥ 95%)``: the limit as a requirement, so the line never reads as a claim.
+
+    A condition relative to stable shows the limit it gave at the last measurement and,
+    with ``explain``, how: ``(needs ≤ 150ms: stable × 1.2 + 10ms)``."""
+    written = fmt_condition(check.condition, check.unit)
+    if absolute_condition(check.condition) is not None:
+        return f"(needs {written})"
+    op, limit = condition_op(check.condition), limit_of(check, check.last)
+    if op is None or limit is None:
+        return f"(needs {written})"  # nothing measured yet: the rule as written
+    computed = f"{OPS.get(op, op)} {fmt_value(limit, check.unit)}"
+    rule = written.removeprefix(OPS.get(op, op)).strip()
+    return f"(needs {computed}: {rule})" if explain else f"(needs {computed})"
 
 
-def check_line(check: CheckView, width: int | None = None) -> Content:
+def check_line(check: CheckView, width: int | None = None, with_stable: bool = True) -> Content:
     """``✗ success-rate 87.0% (needs ≥ 95%)  1/3  stable 99.8%``: the measured value
-    right next to what it must be, progress, then stable's value for comparison when
-    ``width`` leaves room for it."""
+    right next to what it must be, progress, the no-data and error counts, then stable's
+    value for comparison when ``width`` leaves room for it (``with_stable`` off: the line
+    of recent values says it).
+
+    Short of room, a relative condition's rule (``: stable × 1.2 + 10ms``) goes first,
+    then stable's value; the counts are never dropped: they move to a second line,
+    indented, rather than being cut by a wrap in the middle."""
+    heads = [_check_head(check, needs(check)), _check_head(check, needs(check, explain=False))]
+    if heads[0].cell_length == heads[1].cell_length:
+        heads = heads[:1]
+    counts = _check_counts(check)
+    stable = stable_text(check) if with_stable else None
+    tails = [[counts, stable], [counts]] if stable is not None else [[counts]]
+    for tail in tails:
+        for head in heads:
+            line = Content("  ").join([head, *(part for part in tail if part is not None and part.plain)])
+            if width is None or line.cell_length <= width:
+                return line
+    head = next((h for h in heads if width is None or h.cell_length <= width), heads[-1])
+    if not counts.plain:
+        return head
+    second = Content.assemble("    ", counts)
+    if stable is not None and width is not None and second.cell_length + 2 + stable.cell_length <= width:
+        second = Content.assemble(second, "  ", stable)
+    return Content("\n").join([head, second])
+
+
+def _check_head(check: CheckView, requirement: str) -> Content:
     mark, style = OUTCOME_MARK[check.outcome]
     last = check.last
     parts: list[str | tuple[str, str]] = [(f"{mark} ", style), (f"{check.name} ", "")]
@@ -305,18 +461,20 @@ def check_line(check: CheckView, width: int | None = None) -> Content:
     else:
         value_style = "$fail bold" if last.outcome is Outcome.FAILED else "bold"
         parts.append((fmt_value(last.value, check.unit), value_style))
-    parts.append((f" {needs(check)}", ""))
+    parts.append((f" {requirement}", ""))
     parts.append((f"  {check.taken}/{check.count}", DIM))
+    return Content.assemble(*parts)
+
+
+def _check_counts(check: CheckView) -> Content:
+    """``no data ×1  read errors ×2``; empty when both are 0."""
+    parts: list[Content] = []
     if check.no_data:
         # Windows without a single canary request: counted, never passed or failed.
-        parts.append((f"  no data ×{check.no_data}", "$nodata"))
+        parts.append(Content.styled(f"no data ×{check.no_data}", "$nodata"))
     if check.errors:
-        parts.append((f"  read errors ×{check.errors}", "$warn"))
-    line = Content.assemble(*parts)
-    stable = stable_text(check)
-    if stable is not None and (width is None or line.cell_length + 2 + stable.cell_length <= width):
-        line = Content.assemble(line, "  ", stable)
-    return line
+        parts.append(Content.styled(f"read errors ×{check.errors}", "$warn"))
+    return Content("  ").join(parts)
 
 
 def stable_text(check: CheckView) -> Content | None:
@@ -385,7 +543,7 @@ def analysis(view: EnvView, width: int | None = None, recent: bool = False) -> C
     lines = [head]
     for check in a.checks:
         if recent:  # stable's value moves to the line of recent values
-            lines.append(check_line(check, 0))
+            lines.append(check_line(check, width, with_stable=False))
             lines.append(recent_line(check, width or 80))
         else:
             lines.append(check_line(check, width))

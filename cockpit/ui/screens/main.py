@@ -482,6 +482,11 @@ class MainScreen(Screen[None]):
 
     # ------------------------------------------------------------------ other screens and panes
 
+    def action_gates(self) -> None:
+        from cockpit.ui.screens.gates import GateScreen
+
+        self.app.push_screen(GateScreen(self.current))
+
     def action_migrations(self) -> None:
         from cockpit.ui.screens.info import MigrationsScreen
 

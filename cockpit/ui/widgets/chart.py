@@ -45,6 +45,45 @@ def scale_top(series: Sequence[Sequence[float | None]], limit: float | None) -> 
     return nice_ceiling(peak * HEADROOM)
 
 
+def bar_eighths(value: float, top: float, height: int) -> int:
+    """How many eighths of a cell a bar of ``value`` fills in a chart ``height`` rows tall
+    scaled from 0 to ``top``."""
+    total = height * 8
+    eighths = round(max(0.0, value) / top * total)
+    if value > 0:
+        eighths = max(1, eighths)  # a measured non-zero value is never invisible
+    return min(total, eighths)
+
+
+def row_of(limit: float | None, top: float, height: int) -> int | None:
+    """The row (from the bottom) a limit line is drawn on; ``None`` when off the scale."""
+    if limit is None or not 0 <= limit <= top:
+        return None
+    return min(height - 1, int(limit / top * height))
+
+
+# A limit line a third of a cell low, centred or high: three heights per row, so a limit
+# that moves with stable is seen moving before it crosses a whole row.
+LIMIT_GLYPHS = ("▁", LIMIT_GLYPH, "▔")
+
+
+def limit_mark(limit: float | None, top: float, height: int) -> tuple[int, str] | None:
+    """The row (from the bottom) and glyph of a limit line drawn at a third of a cell's
+    precision; ``None`` when the limit is off the scale."""
+    row = row_of(limit, top, height)
+    if row is None or limit is None:
+        return None
+    fraction = min(0.999, limit / top * height - row)
+    glyph = LIMIT_GLYPHS[int(fraction * 3)]
+    # On the bottom row a low line would read as the faint baseline of zero values.
+    return row, LIMIT_GLYPH if row == 0 and glyph == LIMIT_GLYPHS[0] else glyph
+
+
+def bar_glyph(level: int, row: int) -> str:
+    """The glyph of a bar filled ``level`` eighths high in ``row`` (from the bottom)."""
+    return BLOCKS[min(8, max(0, level - row * 8))]
+
+
 def chart_lines(
     values: Sequence[float | None],
     width: int,
@@ -65,19 +104,8 @@ def chart_lines(
     top = top if top > 0 else 1.0
     shown = list(values[-width:])
     pad = width - len(shown)
-    eighths_total = height * 8
-    levels: list[int | None] = []
-    for v in shown:
-        if v is None:
-            levels.append(None)
-            continue
-        eighths = round(max(0.0, v) / top * eighths_total)
-        if v > 0:
-            eighths = max(1, eighths)  # a measured non-zero value is never invisible
-        levels.append(min(eighths_total, eighths))
-    limit_row = None  # counted from the bottom
-    if limit is not None and 0 <= limit <= top:
-        limit_row = min(height - 1, int(limit / top * height))
+    levels = [None if v is None else bar_eighths(v, top, height) for v in shown]
+    limit_row = row_of(limit, top, height)  # counted from the bottom
     lines: list[Content] = []
     for row in range(height - 1, -1, -1):
         parts: list[tuple[str, str]] = []
