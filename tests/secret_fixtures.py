@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from cockpit.adapters import registry
 from cockpit.adapters.memory import MemoryBackend, MemoryMetrics
@@ -54,8 +54,8 @@ class FileKeyring(KeyringBackend):
         self._path().write_text(json.dumps(data))
 
 
-@pytest.fixture
-def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileKeyring]:
+@pytest.fixture(name="file_keyring")
+def file_keyring_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileKeyring]:
     """This process uses a FileKeyring (and so do subprocesses given this env), and a private
     config dir for the index of names."""
     import keyring
@@ -77,7 +77,7 @@ class TokenBackend(MemoryBackend):
     class Options(MemoryBackend.Options):
         model_config = ConfigDict(extra="forbid")
         token: str = ""
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = Field(default_factory=dict)
         idempotency_header: str = "Idempotency-Key"
 
 

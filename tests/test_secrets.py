@@ -20,7 +20,12 @@ from cockpit.engine.journal import Journal
 from cockpit.engine.session import Session
 from cockpit.plan import parse_plan
 from cockpit.secrets_plan import Reference, check_references, plan_references
-from tests.secret_fixtures import FileKeyring, file_keyring, register_token_adapters, token_plan  # noqa: F401
+from tests.secret_fixtures import (  # noqa: F401 - the fixture is used by name
+    FileKeyring,
+    file_keyring_fixture,
+    register_token_adapters,
+    token_plan,
+)
 
 register_token_adapters()
 
