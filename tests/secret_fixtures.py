@@ -148,6 +148,7 @@ class PtyRun:
             os.chdir(ROOT)
             os.execve(sys.executable, [sys.executable, "-m", "cockpit", *args], environ)
         self.output = b""
+        self.seen = 0  # where the next expect starts looking: text already matched is not matched again
 
     def _read(self, deadline: float) -> bool:
         import select
@@ -167,21 +168,32 @@ class PtyRun:
         import time
 
         deadline = time.monotonic() + timeout
-        while text.encode() not in self.output:
+        while (found := self.output.find(text.encode(), self.seen)) < 0:
             if not self._read(deadline):
                 raise AssertionError(f"{text!r} never came; the terminal showed {self.text()!r}")
+        self.seen = found + len(text.encode())
 
     def send(self, text: str) -> None:
         os.write(self.fd, text.encode())
 
     def finish(self, timeout: float = 30.0) -> int:
-        """Read to the end; the exit code."""
+        """Read to the end; the exit code. A child still running at the deadline is killed
+        (and the test fails) rather than waited for forever."""
+        import signal
         import time
 
         deadline = time.monotonic() + timeout
         while self._read(deadline):
             pass
-        _, status = os.waitpid(self.pid, 0)
+        # The terminal closes a moment before the process is gone: poll until the deadline.
+        while (reaped := os.waitpid(self.pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pid, status = reaped
+        if pid == 0:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            os.close(self.fd)
+            raise AssertionError(f"still running after {timeout}s; the terminal showed {self.text()!r}")
         os.close(self.fd)
         return os.waitstatus_to_exitcode(status)
 
