@@ -16,6 +16,7 @@ from keyring.backends import fail
 
 from cockpit import secrets_index
 from cockpit.cli import cli
+from cockpit.secrets import MASK, redact
 from cockpit.secrets_cli import loggable_argv
 from tests.secret_fixtures import (  # noqa: F401 - the fixture is used by name
     FileKeyring,
@@ -78,6 +79,7 @@ def test_set_refuses_a_value_given_as_an_argument_and_says_why(file_keyring: Fil
     assert "nothing stored" in result.stderr
     for arg in extra:
         assert arg not in result.output
+        assert redact(arg) == MASK  # it may have been the secret: masked in anything written later
     assert file_keyring.get_password("shop", "deploy") is None
 
 
