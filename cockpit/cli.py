@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from cockpit import __version__, paths
+from cockpit import __version__, paths, secrets_cli
 
 if TYPE_CHECKING:
     from cockpit.demo.prometheus import DemoPrometheus
@@ -74,7 +74,9 @@ class OneLineErrors(click.Group):
         except Exception as err:  # the last net: a bug must still end in one line
             if os.environ.get("COCKPIT_DEBUG"):
                 raise
-            fail(f"unexpected {type(err).__name__}: {err} (COCKPIT_DEBUG=1 shows where)", 1)
+            from cockpit.secrets import redact
+
+            fail(f"unexpected {type(err).__name__}: {redact(str(err))} (COCKPIT_DEBUG=1 shows where)", 1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -316,7 +318,7 @@ def start_log(ctx: click.Context, log_file: str | None, level: str) -> None:
     log.info(
         "cockpit %s: %s (pid %d)",
         __version__,
-        " ".join([ctx.info_name or "cockpit", *sys.argv[1:]]),
+        " ".join([ctx.info_name or "cockpit", *secrets_cli.loggable_argv(sys.argv[1:])]),
         os.getpid(),
     )
 
@@ -891,49 +893,8 @@ def verify_journal(path: Path) -> None:
 # --------------------------------------------------------------------------- secrets and adapters
 
 
-@cli.group()
-def secrets() -> None:
-    """Store and check secrets in the OS keyring (values are never printed)."""
-
-
-@secrets.command("set")
-@click.argument("ref", metavar="SERVICE/NAME")
-def secrets_set(ref: str) -> None:
-    """Store a secret read from the terminal (no echo) or standard input."""
-    import keyring
-    from keyring.errors import KeyringError, NoKeyringError
-
-    service, _, name = ref.partition("/")
-    if not service or not name:
-        fail("name the secret as SERVICE/NAME, for example shop/db-password")
-    value = click.prompt("value", hide_input=True) if sys.stdin.isatty() else sys.stdin.read().rstrip("\n")
-    if not value:
-        fail("an empty secret was not stored")
-    try:
-        keyring.set_password(service, name, value)
-    except NoKeyringError:
-        fail("no OS keyring is available (start a Secret Service such as gnome-keyring)", 1)
-    except KeyringError as err:
-        fail(f"the keyring refused to store {ref}: {type(err).__name__}", 1)
-    click.echo(f"stored keyring:{ref}")
-
-
-@secrets.command("check")
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
-def secrets_check(plan_path: str) -> None:
-    """Resolve every secret reference of PLAN; report which are missing."""
-    from cockpit.secrets import SecretError, resolve
-
-    plan = read_plan(plan_path)
-    missing = 0
-    for name, ref in plan.secrets.items():
-        try:
-            resolve(ref)
-            click.echo(f"ok       {name} ({ref})")
-        except SecretError as err:
-            missing += 1
-            click.echo(f"missing  {name}: {err}")
-    sys.exit(1 if missing else 0)
+# The secrets commands live in cockpit/secrets_cli.py.
+cli.add_command(secrets_cli.secrets)
 
 
 @cli.command()
