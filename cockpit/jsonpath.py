@@ -40,7 +40,9 @@ class JsonPath:
                 if not isinstance(value, list):
                     raise Missing(f"{walked} is {_kind(value)}, not a list")
                 if not -len(value) <= part < len(value):
-                    raise Missing(f"{walked} has {len(value)} item{'s' if len(value) != 1 else ''}, no [{part}]")
+                    raise Missing(
+                        f"{walked} has {len(value)} item{'s' if len(value) != 1 else ''}, no [{part}]"
+                    )
                 value = value[part]
                 walked += f"[{part}]"
             else:
@@ -92,8 +94,12 @@ def parse(text: str) -> JsonPath:
                 pos = quoted.end()
             else:
                 raise JsonPathError(
-                    _at(text, pos, "expected [n] (a list index) or [\"key\"]; wildcards, slices and"
-                        " filters pick several values and a check compares one")
+                    _at(
+                        text,
+                        pos,
+                        'expected [n] (a list index) or ["key"]; wildcards, slices and'
+                        " filters pick several values and a check compares one",
+                    )
                 )
         else:
             raise JsonPathError(_at(text, pos, "expected '.key' or '[...]'"))

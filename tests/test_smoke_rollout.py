@@ -165,9 +165,15 @@ async def test_smoke_steps_move_traffic_for_a_good_canary_and_abort_a_bad_one(
         # The body scenario's healthz passed before is-1-1 failed: both are on record.
         body = session.view("body").rollout.smoke
         assert [(s.name, s.passed) for s in body] == [("healthz", True), ("is-1-1", False)]
-        assert [a.what for a in session.alerts() if a.env == "gone"] == ["rollout of 1.1.0 aborted by a smoke check"]
+        assert [a.what for a in session.alerts() if a.env == "gone"] == [
+            "rollout of 1.1.0 aborted by a smoke check"
+        ]
 
-        ok = [rec.detail for rec in session.journal.records(service=service, env="good") if rec.action == "smoke"]
+        ok = [
+            rec.detail
+            for rec in session.journal.records(service=service, env="good")
+            if rec.action == "smoke"
+        ]
         assert len(ok) == 4 and ok[0].startswith("home: 200 in ") and "on track canary" in ok[0]
     finally:
         await session.close()
@@ -207,8 +213,13 @@ async def test_blue_green_checks_the_preview_before_the_switch(state_dir: Path, 
         assert await session.start() == []
         # A bad preview: refused before any user is switched.
         assert (await session.submit("dev", StartRollout("1.2.0"))).ok
-        await until(lambda: session.view("dev").rollout.canary_version is None
-                    and session.view("dev").rollout.phase is Phase.ABORTED, what="1.2.0 aborted")
+        await until(
+            lambda: (
+                session.view("dev").rollout.canary_version is None
+                and session.view("dev").rollout.phase is Phase.ABORTED
+            ),
+            what="1.2.0 aborted",
+        )
         view = session.view("dev")
         assert view.blue_green and view.rollout.cause is Cause.SMOKE_FAILED
         assert 'expected $.version == "1.1.0", got "1.2.0"' in view.rollout.reason
@@ -216,8 +227,13 @@ async def test_blue_green_checks_the_preview_before_the_switch(state_dir: Path, 
         assert view.backend.stable.version == "1.0.0" and view.backend.weight == 0
         # A good preview answers the same check and the switch follows.
         assert (await session.submit("dev", StartRollout("1.1.0"))).ok
-        await until(lambda: session.view("dev").rollout.phase is Phase.HEALTHY
-                    and session.view("dev").rollout.stable_version == "1.1.0", what="1.1.0 switched")
+        await until(
+            lambda: (
+                session.view("dev").rollout.phase is Phase.HEALTHY
+                and session.view("dev").rollout.stable_version == "1.1.0"
+            ),
+            what="1.1.0 switched",
+        )
         (result,) = session.view("dev").rollout.smoke
         assert result.passed and result.served_by == "canary"
     finally:

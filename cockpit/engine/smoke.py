@@ -97,7 +97,9 @@ async def run_check(
 ) -> SmokeResult:
     """Try ``check`` against ``target`` until an answer passes or the attempts run out."""
     url = target.base_url.rstrip("/") + check.path
-    request = f"{check.method} {redact(url)}" + (f" on track {check.track}" if target.via_router else " direct")
+    request = f"{check.method} {redact(url)}" + (
+        f" on track {check.track}" if target.via_router else " direct"
+    )
     headers: dict[str, str] = {TRACK_HEADER: check.track} if target.via_router else {}
     result = SmokeResult(check.name, False, request)
     for attempt in range(1, check.attempts + 1):
@@ -172,7 +174,9 @@ def judge(
         problems.append(f"answered by {served_by!r}, not the {check.track} track")
     if status != check.expect_status:
         excerpt = _excerpt(body)
-        problems.append(f"expected status {check.expect_status}, got {status}" + (f": {excerpt}" if excerpt else ""))
+        problems.append(
+            f"expected status {check.expect_status}, got {status}" + (f": {excerpt}" if excerpt else "")
+        )
     path = check.json_path()
     if path is not None:
         problems += _json_problems(check, path, target, body)
@@ -180,7 +184,9 @@ def judge(
         pattern = fill_placeholders(check.body_regex, target.version, target.env, escape=True)
         text = body.decode("utf-8", errors="replace")
         if re.search(pattern, text) is None:
-            problems.append(f"expected the body to match /{pattern}/, got {_excerpt(body) or 'an empty body'}")
+            problems.append(
+                f"expected the body to match /{pattern}/, got {_excerpt(body) or 'an empty body'}"
+            )
     if check.max_latency is not None and latency > check.max_latency:
         problems.append(
             f"took {latency * 1000:.0f} ms, over the limit of {format_duration(check.max_latency)}"

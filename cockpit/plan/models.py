@@ -151,7 +151,7 @@ class SmokeCheck(Strict):
 
     name: str = Field(pattern=NAME)
     """Short name used by smoke steps and shown on screen."""
-    path: str = Field(pattern=r"^/[^\s]*$", max_length=2000)
+    path: str = Field(max_length=2000)
     """Path (and query) requested, e.g. ``"/healthz"``."""
     track: Literal["canary", "stable"] = "canary"
     """The track asked for, whatever the weight (the router's ``x-cockpit-track`` header):
@@ -176,6 +176,16 @@ class SmokeCheck(Strict):
     interval: PositiveDuration = 1.0
     """Wait between attempts."""
 
+    @field_validator("path")
+    @classmethod
+    def _request_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError(
+                f"expected a path such as '/healthz' (starting with '/', no spaces; the address"
+                f" comes from the backend), found {value!r}"
+            )
+        return value
+
     @field_validator("body_json_path")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
@@ -189,7 +199,9 @@ class SmokeCheck(Strict):
         if value is None:
             return value
         if unknown := _unknown_placeholders(value):
-            raise ValueError(f"unknown placeholder {unknown[0]}; a body regex may use {', '.join(SMOKE_PLACEHOLDERS)}")
+            raise ValueError(
+                f"unknown placeholder {unknown[0]}; a body regex may use {', '.join(SMOKE_PLACEHOLDERS)}"
+            )
         try:
             re.compile(fill_placeholders(value, "1.0.0", "env", escape=True))
         except re.error as err:
@@ -199,11 +211,15 @@ class SmokeCheck(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> SmokeCheck:
         if (self.body_json_path is None) != (self.expect_value is None):
-            raise ValueError("'body_json_path' and 'expect_value' go together: the value found at the path must equal it")
+            raise ValueError(
+                "'body_json_path' and 'expect_value' go together: the value found at the path must equal it"
+            )
         if self.method == "HEAD" and (self.body_json_path is not None or self.body_regex is not None):
             raise ValueError("a HEAD request has no body to match; use method GET or drop the body check")
         if isinstance(self.expect_value, str) and (unknown := _unknown_placeholders(self.expect_value)):
-            raise ValueError(f"unknown placeholder {unknown[0]} in expect_value; use {', '.join(SMOKE_PLACEHOLDERS)}")
+            raise ValueError(
+                f"unknown placeholder {unknown[0]} in expect_value; use {', '.join(SMOKE_PLACEHOLDERS)}"
+            )
         if self.max_latency is not None and self.max_latency > self.timeout:
             raise ValueError(
                 f"max_latency {format_duration(self.max_latency)} is longer than timeout"
