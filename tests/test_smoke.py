@@ -419,3 +419,47 @@ async def test_the_card_names_the_failed_smoke_check_and_what_came_back(tmp_path
     finally:
         await runner.cleanup()
         await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_the_timeout_bounds_the_whole_answer_not_each_read() -> None:
+    # A server that sends a byte every 50 ms: no single read waits long, the answer does.
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(40):
+            await response.write(b".")
+            await asyncio.sleep(0.05)
+        return response
+
+    server = web.Application()
+    server.router.add_get("/", trickle)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with httpx.AsyncClient() as client:
+            result = await run_check(
+                check(timeout=0.3, attempts=1), Target(f"http://127.0.0.1:{port}", False, "1", "e"), client
+            )
+        # Without the whole-answer deadline the 2 s answer would arrive complete and pass.
+        assert result.problem == "no complete answer within 300ms" and not result.passed
+    finally:
+        await runner.cleanup()
+
+
+def test_a_platform_that_walks_its_own_steps_is_not_given_smoke_steps() -> None:
+    from cockpit.adapters import memory_platform
+
+    memory_platform.register()
+    text = PLAN.replace('adapter = "local"', 'adapter = "memory-platform"').replace(
+        '    versions = ["1.0.0", "1.1.0"]\n',
+        '    versions = ["1.0.0", "1.1.0"]\n  [environments.metrics]\n  source = "memory-platform"\n',
+    )
+    issues = issues_of(text)
+    assert any(
+        "environments[0].backend.adapter: the memory-platform backend's platform walks the steps itself"
+        " and cannot run smoke checks" in i
+        for i in issues
+    ), issues
