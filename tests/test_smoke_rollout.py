@@ -7,7 +7,9 @@ walking its own steps against one scenario, so the processes start once."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from asyncio.subprocess import PIPE, STDOUT
 from pathlib import Path
 
 import pytest
@@ -96,12 +98,20 @@ SCENARIOS = {
 }
 
 
-def plan_for(service: str, scenarios: dict[str, tuple[list[str], str]]):
+def plan_text(service: str, scenarios: dict[str, tuple[list[str], str]]) -> str:
     envs = "".join(
         ENV.format(name=name, checks=str(checks).replace("'", '"')) for name, (checks, _) in scenarios.items()
     )
-    text = f'[service]\nname = "{service}"\n{envs}\n[strategy.canary]\nsteps = [{{ set_weight = 100 }}]\n{CHECKS}'
-    return parse_plan(text)
+    return f'[service]\nname = "{service}"\n{envs}\n[strategy.canary]\nsteps = [{{ set_weight = 100 }}]\n{CHECKS}'
+
+
+async def cockpit(*args: str) -> tuple[int, str]:
+    """The CLI in its own process (it attaches to the session's environments read-only)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cockpit", *args, stdout=PIPE, stderr=STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
 
 
 async def until(predicate, timeout: float = 30.0, what: str = "") -> None:
@@ -116,7 +126,9 @@ async def until(predicate, timeout: float = 30.0, what: str = "") -> None:
 async def test_smoke_steps_move_traffic_for_a_good_canary_and_abort_a_bad_one(
     state_dir: Path, service: str
 ) -> None:
-    session = Session(plan_for(service, SCENARIOS), state_dir=state_dir, user="ann")
+    plan_file = state_dir.parent / "plan.toml"
+    plan_file.write_text(plan_text(service, SCENARIOS))
+    session = Session(parse_plan(plan_file.read_text()), state_dir=state_dir, user="ann")
     try:
         assert await session.start() == []
         results = await asyncio.gather(

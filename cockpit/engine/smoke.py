@@ -24,8 +24,9 @@ import httpx
 
 from cockpit import jsonpath
 from cockpit.engine.state import SmokeResult
+from cockpit.engine.views import EnvView
 from cockpit.model import BackendStatus
-from cockpit.plan.models import SmokeCheck, fill_placeholders
+from cockpit.plan.models import Plan, SmokeCheck, fill_placeholders
 from cockpit.secrets import redact
 from cockpit.units import format_duration
 
@@ -72,9 +73,10 @@ async def run_checks(
     *,
     sleep: Sleep = asyncio.sleep,
     on_result: Callable[[SmokeResult], None] | None = None,
+    stop_at_failure: bool = True,
 ) -> tuple[SmokeResult, ...]:
-    """Run ``checks`` one after the other; stop at the first that fails (the rollout is
-    aborted on it: asking a bad canary more only delays traffic going back to stable)."""
+    """Run ``checks`` one after the other; a rollout's step stops at the first that fails
+    (it is aborted on it: asking a bad canary more only delays traffic going back to stable)."""
     results: list[SmokeResult] = []
     async with httpx.AsyncClient(follow_redirects=False) as client:
         for check in checks:
@@ -87,7 +89,7 @@ async def run_checks(
             results.append(result)
             if on_result is not None:
                 on_result(result)
-            if not result.passed:
+            if stop_at_failure and not result.passed:
                 break
     return tuple(results)
 
@@ -226,3 +228,43 @@ def _excerpt(body: bytes) -> str:
 
 def _trim(text: str) -> str:
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
+
+
+# --------------------------------------------------------------------------- on demand
+
+
+def select_checks(plan: Plan, names: Sequence[str]) -> list[SmokeCheck]:
+    """The ``[[smoke]]`` checks named (all of them when none is), or ``ValueError`` naming
+    what the plan does not define."""
+    defined = [c.name for c in plan.smoke]
+    if not defined:
+        raise ValueError("the plan defines no [[smoke]] checks")
+    unknown = [n for n in names if n not in defined]
+    if unknown:
+        raise ValueError(f"unknown smoke check {unknown[0]!r} (defined: {', '.join(defined)})")
+    return [plan.smoke_check(n) for n in dict.fromkeys(names)] if names else list(plan.smoke)
+
+
+async def check_environment(
+    view: EnvView, checks: Sequence[SmokeCheck], *, sleep: Sleep = asyncio.sleep
+) -> tuple[SmokeResult, ...]:
+    """Run ``checks`` against an environment as ``view`` shows it now, every one of them
+    (``cockpit smoke``: a pipeline step, or a look before pressing promote). ``{version}``
+    is what the backend reports on each track."""
+    status = view.backend
+    versions = {
+        "canary": status.canary.version if status and status.canary else view.rollout.canary_version,
+        "stable": status.stable.version if status and status.stable else view.rollout.stable_version,
+    }
+
+    async def resolve(check: SmokeCheck) -> Target | str:
+        return target_for(check, status, versions, view.name)
+
+    return await run_checks(checks, resolve, sleep=sleep, stop_at_failure=False)
+
+
+def result_line(result: SmokeResult) -> str:
+    """One line of ``cockpit smoke``'s output."""
+    if result.passed:
+        return f"ok    {result.summary()} ({result.request})"
+    return f"FAIL  {result.failure()}"
