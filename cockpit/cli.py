@@ -519,6 +519,9 @@ def summary(plan: Plan, path: str) -> str:
                 f"  {c.name:<16} {what} {c.success}{fail_cond} every {c.interval:g}s x{c.count}"
                 f" (failure limit {c.failure_limit})"
             )
+    if plan.smoke:
+        lines.append("smoke")
+        lines += [f"  {c.name:<16} {c.describe()}" for c in plan.smoke]
     g = plan.guardrails
     lines.append(
         f"guardrails history {g.history_limit} revisions; reasons "
