@@ -463,3 +463,16 @@ def test_a_platform_that_walks_its_own_steps_is_not_given_smoke_steps() -> None:
         " and cannot run smoke checks" in i
         for i in issues
     ), issues
+
+
+def test_a_pause_stops_a_running_smoke_step_and_a_resume_runs_it_again() -> None:
+    m = RolloutMachine([Step(smoke=SmokeStep(checks=["home"])), Step(set_weight=20)])
+    deploying = m.start(m.initial("dev", "1.0.0"), "1.1.0", [], 0.0)
+    assert deploying.then is not None
+    running = m.resume(deploying.state, deploying.then, 0.0)
+    assert running is not None and running.then is not None
+    held = m.pause(running.state, "ann").state
+    assert held.phase is Phase.PAUSED and held.epoch > running.state.epoch  # the running task is dropped
+    again = m.unpause(held, 1.0)
+    assert again.effects == (RunSmoke(("home",)),) and again.state.activity is Activity.SMOKE_TESTING
+    assert again.then is not None and again.then.epoch == again.state.epoch

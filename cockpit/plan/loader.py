@@ -399,6 +399,20 @@ def _smoke_issues(plan: Plan, strategies: list[tuple[Path_, Strategy]], add: Cal
         for loc, name in named:
             if name not in names:
                 add(loc, f"names smoke check {name!r}, which [[smoke]] does not define (defined: {defined})")
+    for i, env in enumerate(plan.environments):
+        if not any(step.smoke for step in plan.strategy_for(env.name).steps()):
+            continue
+        try:
+            backend_cls = registry.backend_class(env.backend.adapter)
+        except (registry.UnknownAdapter, ImportError):
+            continue  # reported with the adapter options
+        if Capability.DRIVES_STEPS in getattr(backend_cls, "capabilities", frozenset()):
+            # The platform walks the steps and knows no smoke step: it would be skipped or fail there.
+            add(
+                ("environments", i, "backend", "adapter"),
+                f"the {env.backend.adapter} backend's platform walks the steps itself and cannot run smoke"
+                " checks; smoke steps need a backend the cockpit walks the steps of (local, docker)",
+            )
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")

@@ -364,7 +364,15 @@ class MachineDriver(Driver):
             host.state = self.machine.smoke_progress(host.state, result)
             host.changed()
 
-        checks = [host.plan.smoke_check(name) for name in names]
-        results = await run_checks(checks, resolve, sleep=host.clock.sleep, on_result=record)
+        defined = {c.name: c for c in host.plan.smoke}
+        unknown = next((name for name in names if name not in defined), None)
+        if unknown is not None:
+            # The loader refuses such a plan; one built in code reaches here: fail the step, loudly.
+            failed = SmokeResult(unknown, False, "-", problem="the plan defines no [[smoke]] check of this name")
+            record(failed)
+            results: tuple[SmokeResult, ...] = (failed,)
+        else:
+            checks = [defined[name] for name in names]
+            results = await run_checks(checks, resolve, sleep=host.clock.sleep, on_result=record)
         async with host.lock:
             await self._drive(self.machine.smoke_finished(host.state, token, results, host.clock.now()))
