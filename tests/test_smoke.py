@@ -476,3 +476,34 @@ def test_a_pause_stops_a_running_smoke_step_and_a_resume_runs_it_again() -> None
     again = m.unpause(held, 1.0)
     assert again.effects == (RunSmoke(("home",)),) and again.state.activity is Activity.SMOKE_TESTING
     assert again.then is not None and again.then.epoch == again.state.epoch
+
+
+@pytest.mark.asyncio
+async def test_a_plan_built_in_code_naming_an_unknown_check_aborts_instead_of_crashing(
+    tmp_path: Path,
+) -> None:
+    import tomllib
+
+    from cockpit.engine.session import Session
+    from cockpit.plan.models import Plan
+
+    text = plan_text(envs=("dev",), protected=()).replace(
+        "steps = [\n  { set_weight = 20 },",
+        'steps = [\n  { smoke = { checks = ["ghost"] } },\n  { set_weight = 20 },',
+    )
+    plan = Plan.model_validate(tomllib.loads(text))  # past the loader, which would refuse it
+    session = Session(plan, state_dir=tmp_path / "state", user="ann")
+    try:
+        assert await session.start() == []
+        assert (await session.submit("dev", StartRollout("1.1.0"))).ok
+        for _ in range(200):
+            if session.view("dev").rollout.phase is Phase.ABORTED:
+                break
+            await asyncio.sleep(0.02)
+        r = session.view("dev").rollout
+        assert r.phase is Phase.ABORTED and r.cause is Cause.SMOKE_FAILED, r
+        assert r.reason.startswith(
+            "smoke check 'ghost' failed: the plan defines no [[smoke]] check of this name"
+        )
+    finally:
+        await session.close()
