@@ -103,7 +103,7 @@ class SmokeResult:
 
     name: str
     passed: bool
-    request: str  # "GET http://127.0.0.1:18080/healthz (track canary)"
+    request: str  # "GET http://127.0.0.1:18080/healthz on track canary"; "" when none could be made
     status: int | None = None  # the last answer's HTTP status; None when none came
     latency: float | None = None  # seconds until the last answer's body was read
     served_by: str = ""  # the track the router says answered ("" if it does not say)
@@ -121,8 +121,9 @@ class SmokeResult:
     def failure(self) -> str:
         """``smoke check 'home' failed: expected status 200, got 503 (3 attempts: GET
         http://127.0.0.1:18080/ on track canary)``: which check, what was wrong, what was asked."""
-        tries = f"{self.attempts} attempts: " if self.attempts > 1 else ""
-        return f"smoke check {self.name!r} failed: {self.problem} ({tries}{self.request})"
+        tries = f"{self.attempts} attempts" if self.attempts > 1 else ""
+        where = ": ".join(part for part in (tries, self.request) if part)
+        return f"smoke check {self.name!r} failed: {self.problem}" + (f" ({where})" if where else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -368,7 +368,7 @@ class MachineDriver(Driver):
         unknown = next((name for name in names if name not in defined), None)
         if unknown is not None:
             # The loader refuses such a plan; one built in code reaches here: fail the step, loudly.
-            failed = SmokeResult(unknown, False, "-", problem="the plan defines no [[smoke]] check of this name")
+            failed = SmokeResult(unknown, False, "", problem="the plan defines no [[smoke]] check of this name")
             record(failed)
             results: tuple[SmokeResult, ...] = (failed,)
         else:
