@@ -564,6 +564,9 @@ def summary(plan: Plan, path: str) -> str:
                 f"  {c.name:<16} {what} {c.success}{fail_cond} every {c.interval:g}s x{c.count}"
                 f" (failure limit {c.failure_limit})"
             )
+    if plan.smoke:
+        lines.append("smoke")
+        lines += [f"  {c.name:<16} {c.describe()}" for c in plan.smoke]
     g = plan.guardrails
     lines.append(
         f"guardrails history {g.history_limit} revisions; reasons "
@@ -641,6 +644,44 @@ async def collect_status(plan: Plan, state_dir: str | None) -> list[dict[str, An
         return rows
     finally:
         await session.close()
+
+
+@cli.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--env", "env_name", required=True, help="Environment whose service is checked.")
+@click.option("--check", "names", multiple=True, metavar="NAME", help="Only this [[smoke]] check (repeatable).")
+@state_dir_option
+def smoke(plan_path: str, env_name: str, names: tuple[str, ...], state_dir: str | None) -> None:
+    """Send PLAN's [[smoke]] checks to ENV as it runs now (read-only): exit 0 when every
+    one passes, 1 when one fails or ENV cannot be reached."""
+    from cockpit.engine.smoke import select_checks
+
+    plan = read_plan(plan_path)
+    if env_name not in [e.name for e in plan.environments]:
+        fail(f"unknown environment {env_name!r} (plan has: {', '.join(e.name for e in plan.environments)})")
+    try:
+        checks = select_checks(plan, names)
+    except ValueError as err:
+        fail(str(err))
+    sys.exit(asyncio.run(smoke_environment(plan, env_name, checks, state_dir)))
+
+
+async def smoke_environment(plan: Plan, env_name: str, checks: Sequence[Any], state_dir: str | None) -> int:
+    from cockpit.engine.smoke import check_environment, result_line
+    from cockpit.engine.store import open_store
+    from cockpit.secrets import redact
+
+    session = make_session(plan, state_dir, journal=open_store(plan, state_base(state_dir), read_only=True))
+    try:
+        for problem in await session.start(attach=True, only=[env_name]):
+            click.echo(f"error: {env_name} cannot be reached: {redact(str(problem.error))}", err=True)
+            return 1
+        results = await check_environment(session.view(env_name), checks)
+    finally:
+        await session.close()
+    for result in results:
+        click.echo(result_line(result))
+    return 0 if all(r.passed for r in results) else 1
 
 
 @cli.command()

@@ -4,8 +4,9 @@ Exit codes come from the rollout's typed cause and from a fresh look at the back
 never from reason text, so CI only reads "safe" when it was observed to be:
 
 * ``0`` promoted, verified: the backend shows the new version as stable at 100 %.
-* ``3`` aborted by analysis (or an inconclusive analysis with no human to decide) AND a
-  fresh status shows traffic back on stable (weight 0, no canary, stable healthy).
+* ``3`` aborted by analysis (or an inconclusive analysis with no human to decide, or a
+  failed smoke check: each a verdict on the release) AND a fresh status shows traffic
+  back on stable (weight 0, no canary, stable healthy).
 * ``4`` stopped at an indefinite pause (``pause = {}``): it waits for a promote and headless
   has no one to give it, so instead of waiting forever the rollout is aborted, and 4 only
   once traffic is observed back on stable. ``--auto-promote`` promotes such pauses at once;
@@ -38,7 +39,7 @@ from cockpit.secrets import redact
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_ANALYSIS, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 # Only these causes may end in 3 ("traffic on stable"), and only once that is observed.
-ANALYSIS_CAUSES = (Cause.ANALYSIS_FAILED, Cause.INCONCLUSIVE_HEADLESS)
+ANALYSIS_CAUSES = (Cause.ANALYSIS_FAILED, Cause.INCONCLUSIVE_HEADLESS, Cause.SMOKE_FAILED)
 
 
 class Printer:

@@ -92,13 +92,13 @@ def value_mutations() -> list[Mutation]:
 
 def step_and_check_mutations() -> list[Mutation]:
     out: list[Mutation] = []
-    steps = "strategy.canary.steps"
+    steps = "strategy.canary.steps"  # the demo's: [0] a smoke check, [1] 20 %, [2] a pause, [3] an analysis
     for value in ['"20"', "true", "-5", "101", "20.0", "nan"]:
         text, line = replaced("{ set_weight = 20 }", f"{{ set_weight = {value} }}")
-        out.append(Mutation(f"set_weight={value}", text, f"{steps}[0].set_weight", line))
+        out.append(Mutation(f"set_weight={value}", text, f"{steps}[1].set_weight", line))
     for value in ["nan", "inf", "-1", '"soon"', "true", '"-5s"', '"99999h"', '"1e3s"']:
         text, line = replaced('{ pause = { duration = "5s" } }', f"{{ pause = {{ duration = {value} }} }}")
-        out.append(Mutation(f"pause={value}", text, f"{steps}[1].pause.duration", line))
+        out.append(Mutation(f"pause={value}", text, f"{steps}[2].pause.duration", line))
     for value in [
         "{ set_weight = 20, pause = {} }",
         "{}",
@@ -106,9 +106,9 @@ def step_and_check_mutations() -> list[Mutation]:
         "{ analysis = { checks = [] } }",
     ]:
         text, line = replaced("{ set_weight = 20 }", value)
-        out.append(Mutation(f"step={value}", text, f"{steps}[0]", line))
+        out.append(Mutation(f"step={value}", text, f"{steps}[1]", line))
     text, line = replaced('checks = ["success-rate", "latency-p99"]', 'checks = ["success-rate", "p95"]')
-    out.append(Mutation("unknown-check", text, f"{steps}[2].analysis.checks[1]", line))
+    out.append(Mutation("unknown-check", text, f"{steps}[3].analysis.checks[1]", line))
 
     check = "analysis.checks[0]"
     for value in ["nan", "inf", "0", "-1", '"0s"', '"soon"', "true", '"nan"']:

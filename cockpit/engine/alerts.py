@@ -20,6 +20,7 @@ from cockpit.engine.state import Cause, Phase, RolloutState
 # How an abort's cause reads after "aborted ...". A person's abort is no alert: they did it.
 ABORTED_BY = {
     Cause.ANALYSIS_FAILED: "by analysis",
+    Cause.SMOKE_FAILED: "by a smoke check",
     Cause.HEALTH_GATE: "by the health gate",
     Cause.CRASH_LOOP: "by a crash loop",
     Cause.BACKEND_FAILURE: "after a backend failure",

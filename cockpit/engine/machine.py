@@ -19,7 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Phase, Revision, RolloutState
+from cockpit.engine.state import (
+    Activity,
+    AnalysisView,
+    Cause,
+    Outcome,
+    Phase,
+    Revision,
+    RolloutState,
+    SmokeResult,
+)
 from cockpit.plan.models import Step
 
 
@@ -65,7 +74,13 @@ class RunAnalysis:
     checks: tuple[str, ...]
 
 
-Effect = DeployCanary | SetWeight | PromoteCanary | RemoveCanary | DeployStable | WaitPause | RunAnalysis
+@dataclass(frozen=True, slots=True)
+class RunSmoke:
+    checks: tuple[str, ...]
+
+
+Effect = DeployCanary | SetWeight | PromoteCanary | RemoveCanary | DeployStable | WaitPause | RunAnalysis | RunSmoke
+STEP_TASKS = (WaitPause, RunAnalysis, RunSmoke)  # effects that run as a task and report back later
 BACKEND_EFFECTS = (DeployCanary, SetWeight, PromoteCanary, RemoveCanary, DeployStable)
 
 
@@ -155,6 +170,19 @@ class RolloutMachine:
             return Transition(
                 paused, (WaitPause(seconds),), Resume(state.epoch, index, "step-done"), note=why
             )
+        if step.smoke is not None:
+            testing = replace(
+                base,
+                activity=Activity.SMOKE_TESTING,
+                reason=f"{label}: smoke {', '.join(step.smoke.checks)}",
+                smoke=(),
+            )
+            return Transition(
+                testing,
+                (RunSmoke(tuple(step.smoke.checks)),),
+                Resume(state.epoch, index, "step-done"),
+                note=testing.reason,
+            )
         assert step.analysis is not None
         running = replace(
             base,
@@ -213,6 +241,7 @@ class RolloutMachine:
             step_index=0,
             epoch=state.epoch + 1,
             analysis=None,
+            smoke=(),
             paused_until=None,
             paused_by=None,
             cause=None,
@@ -508,6 +537,23 @@ class RolloutMachine:
             reason=f"analysis inconclusive: {view.message}; promote (p) to go on or abort (a)",
         )
         return Transition(paused, note="analysis inconclusive: paused for a human")
+
+    def smoke_finished(
+        self, state: RolloutState, token: Resume, results: tuple[SmokeResult, ...], now: float
+    ) -> Transition | None:
+        """The smoke checks of the current step ended: all passed moves on, a failure aborts
+        with the check, what it expected and what came back. ``None`` when stale."""
+        if token.epoch != state.epoch or token.step != state.step_index:
+            return None
+        state = replace(state, smoke=results)
+        failed = next((r for r in results if not r.passed), None)
+        if failed is None:
+            entered = self._enter_step(replace(state, activity=Activity.IDLE), token.step + 1, now)
+            return _prefixed("smoke passed: " + "; ".join(r.summary() for r in results), entered)
+        return self._abort(state, failed.failure(), Cause.SMOKE_FAILED)
+
+    def smoke_progress(self, state: RolloutState, result: SmokeResult) -> RolloutState:
+        return replace(state, smoke=state.smoke + (result,))
 
     def analysis_progress(self, state: RolloutState, view: AnalysisView) -> RolloutState:
         return replace(state, analysis=view)

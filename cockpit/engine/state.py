@@ -22,6 +22,7 @@ class Activity(enum.StrEnum):
     SHIFTING = "shifting traffic"
     WAITING = "pausing"
     ANALYSING = "analysing"
+    SMOKE_TESTING = "smoke testing"
     PROMOTING = "promoting"
     ABORTING = "aborting"
     ROLLING_BACK = "rolling back"
@@ -32,6 +33,7 @@ class Cause(enum.StrEnum):
     callers (headless exit codes, the screen) decide on a typed value, never on reason text."""
 
     ANALYSIS_FAILED = "analysis-failed"
+    SMOKE_FAILED = "smoke-failed"  # a smoke check's answer was not what the plan expects
     ABORTED_BY_USER = "aborted-by-user"
     BACKEND_FAILURE = "backend-failure"  # a backend action failed; the reason says which
     HEALTH_GATE = "health-gate"  # the canary was observed unhealthy right before a traffic move
@@ -96,6 +98,35 @@ class AnalysisView:
 
 
 @dataclass(frozen=True, slots=True)
+class SmokeResult:
+    """How one smoke check ended: what was asked, what came back, and what was wrong."""
+
+    name: str
+    passed: bool
+    request: str  # "GET http://127.0.0.1:18080/healthz on track canary"; "" when none could be made
+    status: int | None = None  # the last answer's HTTP status; None when none came
+    latency: float | None = None  # seconds until the last answer's body was read
+    served_by: str = ""  # the track the router says answered ("" if it does not say)
+    attempts: int = 0  # requests made
+    problem: str = ""  # why the last attempt failed; "" when passed
+
+    def summary(self) -> str:
+        """``home: 200 in 12 ms from canary``, or the :meth:`failure`."""
+        if not self.passed:
+            return self.failure()
+        took = f" in {self.latency * 1000:.0f} ms" if self.latency is not None else ""
+        by = f" from {self.served_by}" if self.served_by else ""
+        return f"{self.name}: {self.status}{took}{by}"
+
+    def failure(self) -> str:
+        """``smoke check 'home' failed: expected status 200, got 503 (3 attempts: GET
+        http://127.0.0.1:18080/ on track canary)``: which check, what was wrong, what was asked."""
+        tries = f"{self.attempts} attempts" if self.attempts > 1 else ""
+        where = ": ".join(part for part in (tries, self.request) if part)
+        return f"smoke check {self.name!r} failed: {self.problem}" + (f" ({where})" if where else "")
+
+
+@dataclass(frozen=True, slots=True)
 class Revision:
     number: int
     version: str
@@ -118,6 +149,7 @@ class RolloutState:
     epoch: int = 0  # grows at every start/abort/rollback, so stale timers are ignored
     paused_until: float | None = None  # end of a timed pause (unix seconds)
     analysis: AnalysisView | None = None
+    smoke: tuple[SmokeResult, ...] = ()  # the last smoke step's results, in the plan's order
     revisions: tuple[Revision, ...] = field(default_factory=tuple)
     cause: Cause | None = None  # why the rollout was aborted or degraded; None on the normal path
     warning: str = ""  # what the last status poll saw wrong (e.g. "canary 1/2 ready: ..."), "" if fine

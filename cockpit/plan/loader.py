@@ -330,6 +330,7 @@ def _semantic_issues(plan: Plan, file: str, text: str) -> list[PlanIssue]:
     strategies += [(("environments", i, "strategy"), e.strategy) for i, e in enumerate(plan.environments) if e.strategy]
     for at, strategy in strategies:
         _strategy_checks(strategy, at, checks, used_checks, add)
+    _smoke_issues(plan, strategies, add)
 
     for w, window in enumerate(plan.guardrails.freeze):
         for e, env_name in enumerate(window.environments):
@@ -376,6 +377,42 @@ def _strategy_checks(
         used.add(name)
         if name not in checks:
             add(loc, f"names check {name!r}, which [analysis] does not define (defined: {defined})")
+
+
+def _smoke_issues(plan: Plan, strategies: list[tuple[Path_, Strategy]], add: Callable[[Path_, str], None]) -> None:
+    """[[smoke]] names are unique, and every smoke step (and a blue-green's
+    ``pre_promotion_smoke``) names checks [[smoke]] defines."""
+    names = [c.name for c in plan.smoke]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            add(("smoke", i, "name"), f"smoke check {name!r} is defined twice")
+    defined = ", ".join(sorted(set(names))) or "none"
+    for at, strategy in strategies:
+        named: list[tuple[Path_, str]] = []
+        if strategy.canary:
+            for s, step in enumerate(strategy.canary.steps):
+                for c, name in enumerate(step.smoke.checks if step.smoke else []):
+                    named.append((at + ("canary", "steps", s, "smoke", "checks", c), name))
+        elif strategy.blue_green:
+            for c, name in enumerate(strategy.blue_green.pre_promotion_smoke):
+                named.append((at + ("blue_green", "pre_promotion_smoke", c), name))
+        for loc, name in named:
+            if name not in names:
+                add(loc, f"names smoke check {name!r}, which [[smoke]] does not define (defined: {defined})")
+    for i, env in enumerate(plan.environments):
+        if not any(step.smoke for step in plan.strategy_for(env.name).steps()):
+            continue
+        try:
+            backend_cls = registry.backend_class(env.backend.adapter)
+        except (registry.UnknownAdapter, ImportError):
+            continue  # reported with the adapter options
+        if Capability.DRIVES_STEPS in getattr(backend_cls, "capabilities", frozenset()):
+            # The platform walks the steps and knows no smoke step: it would be skipped or fail there.
+            add(
+                ("environments", i, "backend", "adapter"),
+                f"the {env.backend.adapter} backend's platform walks the steps itself and cannot run smoke"
+                " checks; smoke steps need a backend the cockpit walks the steps of (local, docker)",
+            )
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")

@@ -6,6 +6,9 @@ ignored. Field docstrings double as the reference for plan authors.
 
 from __future__ import annotations
 
+import json
+import re
+
 from typing import Any, Literal
 
 from pydantic import (
@@ -18,8 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from cockpit import jsonpath
 from cockpit.plan.conditions import Condition, Unit
-from cockpit.units import Duration, PositiveDuration
+from cockpit.units import Duration, PositiveDuration, format_duration
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -158,6 +162,128 @@ class Analysis(Strict):
         return next(c for c in self.checks if c.name == name)
 
 
+# --------------------------------------------------------------------------- smoke checks
+
+SMOKE_PLACEHOLDERS = ("{version}", "{env}")
+"""What an expected value or a body regex may name: the version the checked track runs
+(as the cockpit deployed it) and the environment's name."""
+_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+def fill_placeholders(text: str, version: str, env: str, escape: bool = False) -> str:
+    """``text`` with ``{version}`` and ``{env}`` replaced (regex-escaped when ``escape``).
+    Plain replacement, not ``str.format``: a regex's own braces (``\\d{3}``) stay as written."""
+    for name, value in (("{version}", version), ("{env}", env)):
+        text = text.replace(name, re.escape(value) if escape else value)
+    return text
+
+
+def _unknown_placeholders(text: str) -> list[str]:
+    return [p for p in _PLACEHOLDER.findall(text) if p not in SMOKE_PLACEHOLDERS]
+
+
+class SmokeCheck(Strict):
+    """One HTTP request to the service through its router, on one track, and what its
+    answer must be. Defined once in ``[[smoke]]``; smoke steps and a blue-green's
+    ``pre_promotion_smoke`` name it."""
+
+    name: str = Field(pattern=NAME)
+    """Short name used by smoke steps and shown on screen."""
+    path: str = Field(max_length=2000)
+    """Path (and query) requested, e.g. ``"/healthz"``."""
+    track: Literal["canary", "stable"] = "canary"
+    """The track asked for, whatever the weight (the router's ``x-cockpit-track`` header):
+    the canary (a blue-green preview) before it takes traffic, or stable for comparison."""
+    method: Literal["GET", "HEAD"] = "GET"
+    """Smoke checks only read: they run against production on every rollout."""
+    expect_status: int = Field(default=200, ge=100, le=599)
+    """The HTTP status the answer must have."""
+    body_json_path: str | None = None
+    """A JSON path into the answer (``"$.version"``) whose value must equal ``expect_value``."""
+    expect_value: str | int | float | bool | None = None
+    """The value at ``body_json_path``; a string may name ``{version}`` (the track's
+    version as deployed) and ``{env}``."""
+    body_regex: str | None = None
+    """A regular expression the body must contain a match of (``{version}``, ``{env}`` as above)."""
+    max_latency: PositiveDuration | None = None
+    """The answer must be complete within this, e.g. ``"300ms"``."""
+    timeout: PositiveDuration = 5.0
+    """Give up on one request after this long (counts as a failed attempt)."""
+    attempts: int = Field(default=3, ge=1, le=20)
+    """Requests tried until one passes; the check fails when none does."""
+    interval: PositiveDuration = 1.0
+    """Wait between attempts."""
+
+    @field_validator("path")
+    @classmethod
+    def _request_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError(
+                f"expected a path such as '/healthz' (starting with '/', no spaces; the address"
+                f" comes from the backend), found {value!r}"
+            )
+        return value
+
+    @field_validator("body_json_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None:
+            jsonpath.parse(value)  # JsonPathError is a ValueError: reported at the field
+        return value
+
+    @field_validator("body_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if unknown := _unknown_placeholders(value):
+            raise ValueError(
+                f"unknown placeholder {unknown[0]}; a body regex may use {', '.join(SMOKE_PLACEHOLDERS)}"
+            )
+        try:
+            re.compile(fill_placeholders(value, "1.0.0", "env", escape=True))
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression ({err}): {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SmokeCheck:
+        if (self.body_json_path is None) != (self.expect_value is None):
+            raise ValueError(
+                "'body_json_path' and 'expect_value' go together: the value found at the path must equal it"
+            )
+        if self.method == "HEAD" and (self.body_json_path is not None or self.body_regex is not None):
+            raise ValueError("a HEAD request has no body to match; use method GET or drop the body check")
+        if isinstance(self.expect_value, str) and (unknown := _unknown_placeholders(self.expect_value)):
+            raise ValueError(
+                f"unknown placeholder {unknown[0]} in expect_value; use {', '.join(SMOKE_PLACEHOLDERS)}"
+            )
+        if self.max_latency is not None and self.max_latency > self.timeout:
+            raise ValueError(
+                f"max_latency {format_duration(self.max_latency)} is longer than timeout"
+                f" {format_duration(self.timeout)}: the request would be given up before the limit is reached"
+            )
+        return self
+
+    def json_path(self) -> jsonpath.JsonPath | None:
+        return None if self.body_json_path is None else jsonpath.parse(self.body_json_path)
+
+    def describe(self) -> str:
+        """``GET /healthz on canary: 200, $.version == "{version}", < 300ms``."""
+        wants = [str(self.expect_status)]
+        if self.body_json_path is not None:
+            wants.append(f"{self.body_json_path} == {_shown(self.expect_value)}")
+        if self.body_regex is not None:
+            wants.append(f"body ~ /{self.body_regex}/")
+        if self.max_latency is not None:
+            wants.append(f"< {format_duration(self.max_latency)}")
+        return f"{self.method} {self.path} on {self.track}: {', '.join(wants)}"
+
+
+def _shown(value: object) -> str:
+    return json.dumps(value)
+
+
 # --------------------------------------------------------------------------- strategy
 
 
@@ -171,6 +297,11 @@ class AnalysisStep(Strict):
     """Names of checks from [analysis]; all run side by side."""
 
 
+class SmokeStep(Strict):
+    checks: list[str] = Field(min_length=1)
+    """Names of checks from [[smoke]]; run one after the other, all must pass."""
+
+
 class Step(Strict):
     """One canary step; exactly one of its keys is set."""
 
@@ -180,24 +311,30 @@ class Step(Strict):
     """Wait for a duration or until promoted."""
     analysis: AnalysisStep | None = None
     """Run metric checks; Failed aborts, Inconclusive pauses for a human."""
+    smoke: SmokeStep | None = None
+    """Send the [[smoke]] checks named; any failing aborts the rollout."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
-        set_keys = [k for k in ("set_weight", "pause", "analysis") if getattr(self, k) is not None]
+        set_keys = [k for k in ("set_weight", "pause", "analysis", "smoke") if getattr(self, k) is not None]
         if len(set_keys) != 1:
             found = ", ".join(set_keys) or "none"
-            raise ValueError(f"a step needs exactly one of set_weight, pause, analysis (found: {found})")
+            raise ValueError(f"a step needs exactly one of set_weight, pause, analysis, smoke (found: {found})")
         return self
 
     @property
     def kind(self) -> str:
-        return "set_weight" if self.set_weight is not None else "pause" if self.pause else "analysis"
+        if self.set_weight is not None:
+            return "set_weight"
+        return "pause" if self.pause else "smoke" if self.smoke else "analysis"
 
     def describe(self) -> str:
         if self.set_weight is not None:
             return f"set weight {self.set_weight}%"
         if self.pause is not None:
             return "pause" if self.pause.duration is None else f"pause {self.pause.duration:g}s"
+        if self.smoke is not None:
+            return "smoke " + ", ".join(self.smoke.checks)
         assert self.analysis is not None
         return "analysis " + ", ".join(self.analysis.checks)
 
@@ -208,6 +345,9 @@ class Canary(Strict):
 
 
 class BlueGreen(Strict):
+    pre_promotion_smoke: list[str] = Field(default_factory=list)
+    """[[smoke]] checks sent to the preview (green) stack before anything else; one
+    failing aborts before any user is switched."""
     pre_promotion_analysis: list[str] = Field(default_factory=list)
     """Checks run against the preview (green) stack before the switch."""
     auto_promote: bool = False
@@ -234,12 +374,14 @@ class Strategy(Strict):
         return self
 
     def steps(self) -> list[Step]:
-        """The strategy as canary steps: blue-green is a switch 0 -> 100 behind an
-        optional analysis and pause; rolling is a single full shift."""
+        """The strategy as canary steps: blue-green is a switch 0 -> 100 behind optional
+        smoke checks, an analysis and a pause; rolling is a single full shift."""
         if self.canary:
             return list(self.canary.steps)
         if self.blue_green:
             steps: list[Step] = []
+            if self.blue_green.pre_promotion_smoke:
+                steps.append(Step(smoke=SmokeStep(checks=self.blue_green.pre_promotion_smoke)))
             if self.blue_green.pre_promotion_analysis:
                 steps.append(Step(analysis=AnalysisStep(checks=self.blue_green.pre_promotion_analysis)))
             if not self.blue_green.auto_promote:
@@ -324,6 +466,8 @@ class Plan(Strict):
     """Shown side by side in this order (1 to 6)."""
     strategy: Strategy
     analysis: Analysis = Field(default_factory=Analysis)
+    smoke: list[SmokeCheck] = Field(default_factory=list)
+    """HTTP checks smoke steps name (``[[smoke]]`` tables)."""
     guardrails: Guardrails = Field(default_factory=Guardrails)
     secrets: dict[str, str] = Field(default_factory=dict)
     """Named references, ``keyring:service/name`` or ``env:NAME``; never values."""
@@ -333,6 +477,9 @@ class Plan(Strict):
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def smoke_check(self, name: str) -> SmokeCheck:
+        return next(c for c in self.smoke if c.name == name)
 
     def strategy_for(self, env: str) -> Strategy:
         """The strategy rollouts on ``env`` walk: its own, else the plan's."""

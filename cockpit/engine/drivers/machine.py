@@ -26,6 +26,7 @@ from cockpit.engine.analysis import run_analysis
 from cockpit.engine.drivers.base import Decision, Driver, DriverHost, GateRefused
 from cockpit.engine.machine import (
     BACKEND_EFFECTS,
+    STEP_TASKS,
     DeployCanary,
     DeployStable,
     Effect,
@@ -34,14 +35,17 @@ from cockpit.engine.machine import (
     Resume,
     RolloutMachine,
     RunAnalysis,
+    RunSmoke,
     SetWeight,
     Transition,
     WaitPause,
 )
 from cockpit.engine.reconcile import Snapshot, reconcile
-from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Revision, RolloutState
+from cockpit.engine.smoke import Target, run_checks, target_for
+from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Revision, RolloutState, SmokeResult
 from cockpit.engine.views import describe_track
 from cockpit.model import BackendStatus
+from cockpit.plan.models import SmokeCheck
 from cockpit.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -268,7 +272,7 @@ class MachineDriver(Driver):
             token = transition.then
             try:
                 for effect in transition.effects:
-                    if isinstance(effect, WaitPause | RunAnalysis):
+                    if isinstance(effect, STEP_TASKS):
                         self._start_step_task(effect, token)
                         continue
                     if effect is not first and self._moves_forward(effect):
@@ -283,7 +287,7 @@ class MachineDriver(Driver):
             except _GateClosed as gate:
                 transition = self.machine.stop(host.state, f"health gate: {gate}", Cause.HEALTH_GATE)
                 continue
-            if token is None or any(isinstance(e, WaitPause | RunAnalysis) for e in transition.effects):
+            if token is None or any(isinstance(e, STEP_TASKS) for e in transition.effects):
                 break
             if token.what == "weight-set":
                 host.state = self.machine.weight_set(host.state, host.state.weight)
@@ -294,7 +298,7 @@ class MachineDriver(Driver):
 
     # ------------------------------------------------------------------ step tasks
 
-    def _start_step_task(self, effect: WaitPause | RunAnalysis, token: Resume | None) -> None:
+    def _start_step_task(self, effect: WaitPause | RunAnalysis | RunSmoke, token: Resume | None) -> None:
         assert token is not None
         self._cancel_step_task()
         name = self.host.env.name
@@ -302,6 +306,8 @@ class MachineDriver(Driver):
             if effect.seconds is None:
                 return  # waits for a promote
             self._step_task = self.host.spawn(self._pause(effect.seconds, token), f"pause-{name}")
+        elif isinstance(effect, RunSmoke):
+            self._step_task = self.host.spawn(self._smoke(effect.checks, token), f"smoke-{name}")
         else:
             self._step_task = self.host.spawn(self._analyse(effect.checks, token), f"analysis-{name}")
 
@@ -330,3 +336,43 @@ class MachineDriver(Driver):
             )
         async with host.lock:
             await self._drive(self.machine.analysis_finished(host.state, token, view, host.clock.now()))
+
+    async def _smoke(self, names: Sequence[str], token: Resume) -> None:
+        """Send the step's smoke checks where the backend says the service answers, on the
+        track each names; every result is journaled as it comes, the last decides."""
+        host = self.host
+
+        def current() -> bool:
+            return host.state.epoch == token.epoch and host.state.step_index == token.step
+
+        async def resolve(check: SmokeCheck) -> Target | str:
+            try:
+                status = await host.backend.status()
+            except BackendError as err:
+                return f"the status cannot be read: {redact(str(err))}"
+            host.poll.status = status
+            s = host.state
+            # {version} is what the cockpit deployed there, so a track running anything else fails.
+            versions = {"canary": s.canary_version, "stable": s.stable_version}
+            return target_for(check, status, versions, host.env.name)
+
+        def record(result: SmokeResult) -> None:
+            if not current():
+                return  # aborted or paused meanwhile: this run's results are not the record
+            detail = result.failure() if not result.passed else f"{result.summary()} ({result.request})"
+            host.journal_quietly("smoke", "ok" if result.passed else "failed", detail=detail)
+            host.state = self.machine.smoke_progress(host.state, result)
+            host.changed()
+
+        defined = {c.name: c for c in host.plan.smoke}
+        unknown = next((name for name in names if name not in defined), None)
+        if unknown is not None:
+            # The loader refuses such a plan; one built in code reaches here: fail the step, loudly.
+            failed = SmokeResult(unknown, False, "", problem="the plan defines no [[smoke]] check of this name")
+            record(failed)
+            results: tuple[SmokeResult, ...] = (failed,)
+        else:
+            checks = [defined[name] for name in names]
+            results = await run_checks(checks, resolve, sleep=host.clock.sleep, on_result=record)
+        async with host.lock:
+            await self._drive(self.machine.smoke_finished(host.state, token, results, host.clock.now()))

@@ -6,15 +6,17 @@ Steps done carry ✓, the current one its phase glyph in reverse video (✗ wher
 rollout was aborted), the ones ahead are dim. The steps are the engine's own words
 (``EnvView.steps``); only their length is adapted here: ``set weight 20%`` reads
 ``20%`` and an analysis step drops its check names, which the analysis lines below
-list anyway. When the line does not fit it wraps at a step boundary; with fewer lines
-than needed, a window around the current step is shown between ``…``.
+list anyway; a smoke step reads ``smoke``, and once it aborted the rollout, ``smoke NAME``
+with the check that failed (the reason line says what it expected and what came back).
+When the line does not fit it wraps at a step boundary; with fewer lines than needed, a
+window around the current step is shown between ``…``.
 """
 
 from __future__ import annotations
 
 from textual.content import Content
 
-from cockpit.engine.state import Activity, Phase
+from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.engine.views import EnvView
 from cockpit.ui import render
 
@@ -27,6 +29,8 @@ def short(step: str) -> str:
         return step.removeprefix("set weight ")
     if step.startswith("analysis "):
         return "analysis"
+    if step.startswith("smoke "):
+        return "smoke"
     return step
 
 
@@ -43,6 +47,9 @@ def items(view: EnvView) -> tuple[list[Content], int]:
     final = len(names) - 1
     rolling = r.target_version is not None and r.phase is not Phase.HEALTHY
     current = final if r.activity is Activity.PROMOTING else min(r.step_index, final)
+    failed_smoke = [s.name for s in r.smoke if not s.passed]
+    if rolling and r.cause is Cause.SMOKE_FAILED and failed_smoke and names[current] == "smoke":
+        names[current] = f"smoke {', '.join(failed_smoke)}"
     out: list[Content] = []
     for i, name in enumerate(names):
         if not rolling:
