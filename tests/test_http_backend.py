@@ -326,3 +326,39 @@ async def test_logs_reach_the_sink(deploy_api: DeployApi, tmp_path: Path, mode: 
     finally:
         await b.close()
     assert all(deploy_api.token not in line.text for line in got)
+
+
+@pytest.mark.parametrize("mode,path", [("poll", E + "/logs"), ("ndjson", E + "/logs/stream"), ("sse", E + "/logs/events")])
+@pytest.mark.asyncio
+async def test_logs_come_back_after_failures(deploy_api: DeployApi, tmp_path: Path, mode: str, path: str) -> None:
+    """The log endpoint fails for a while: the follower backs off and reads again; a poll
+    keeps its cursor through the failures, so no line is handed over twice."""
+    b = make(deploy_api, tmp_path, retries=0, logs={"mode": mode, "path": path, "interval": 0.05})
+    got: list[LogLine] = []
+    b.attach_log_sink(got.extend)
+    suffix = "/" + path.rsplit("/", 1)[-1]
+    try:
+        if mode == "poll":
+            await b.start("1.0.0")
+            await until_lines(got, 3)
+        deploy_api.fault(method="GET", path_suffix=suffix, status=500, times=2)
+        if mode != "poll":
+            await b.start("1.0.0")  # the stream's first two connections fail
+        before = len(got)
+        await until_lines(got, before + 3)
+        reads = [c["status"] for c in deploy_api.calls() if c["path"].endswith(suffix)]
+        # Failed twice, then read again (an open stream's status is logged when it ends).
+        first = reads.index(500)
+        assert reads[first : first + 2] == [500, 500] and reads[first + 2] in (200, None), reads
+        texts = [(line.ts, line.source, line.text) for line in got]
+        assert len(texts) == len(set(texts))
+    finally:
+        await b.close()
+
+
+async def until_lines(got: list[LogLine], count: int) -> None:
+    for _ in range(200):
+        if len(got) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(got)} log lines of {count}")

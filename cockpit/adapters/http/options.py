@@ -199,7 +199,10 @@ class LogsOptions(_Options):
     next: str = "$.next"
     """poll: the cursor to ask for next time."""
     cursor_param: str = "after"
-    """poll: the query parameter carrying the cursor."""
+    """poll: the query parameter carrying the cursor; ndjson: carrying the ``seq`` after the
+    last line read, when the stream is opened again (sse resumes with Last-Event-ID)."""
+    seq: str | None = "$.seq"
+    """ndjson: a line's sequence number, so a reconnect loses no line."""
     interval: float = Field(default=1.0, gt=0)
     """poll: seconds between polls."""
     message: str = "$.message"
@@ -214,7 +217,7 @@ class LogsOptions(_Options):
         _check_template(value, "logs.path", secrets_allowed=False)
         return value
 
-    @field_validator("lines", "next", "message", "ts", "track", "version", "replica")
+    @field_validator("lines", "next", "seq", "message", "ts", "track", "version", "replica")
     @classmethod
     def _paths(cls, value: str | None) -> str | None:
         return _path_field(value)
