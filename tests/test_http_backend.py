@@ -173,6 +173,9 @@ async def test_refusals_are_typed_and_change_nothing(backend: HttpBackend, deplo
         await backend.mutate("deploy_canary", lambda s: False, "deploying canary 1.2.0", version="1.2.0")
     with pytest.raises(BackendError, match="between 0 and 100"):
         await backend.set_weight(101)
+    with pytest.raises(VersionNotFound, match=r"9\.9\.9"):
+        await backend.deploy_stable("9.9.9")  # a rollback to nothing leaves the canary alone
+    assert deploy_api.status("staging")["canary"]["version"] == "1.1.0" and not posts(deploy_api, "/abort")
     assert [c["status"] for c in posts(deploy_api, "/weight", "PUT")] == [409]  # 101 was never sent
 
 
