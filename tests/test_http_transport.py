@@ -338,8 +338,12 @@ async def test_tls_is_verified_and_a_ca_bundle_is_trusted(tmp_path: Path) -> Non
         await trusted.close()
     finally:
         await runner.cleanup()
-    broken = transport("https://127.0.0.1:1", ca_bundle=str(tmp_path / "missing.pem"))
-    with pytest.raises(BackendConfigError, match=r"missing\.pem"):
+    with pytest.raises(ValidationError, match=r"ca_bundle '.*missing\.pem' is not a file"):
+        options("https://127.0.0.1:1", ca_bundle=str(tmp_path / "missing.pem"))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    broken = transport("https://127.0.0.1:1", ca_bundle=str(garbage))
+    with pytest.raises(BackendConfigError, match=r"garbage\.pem: cannot be read as PEM"):
         await broken.call("status", Request(path="/status"), {})
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import string
+from pathlib import Path
 from typing import Any, Literal
 
 from jsonpath_ng import parse as parse_path
@@ -276,6 +277,13 @@ class HttpOptions(_Options):
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"base_url must start with https:// (or http:// for a local platform), found {value!r}")
         return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"ca_bundle {value!r} is not a file (a PEM file of the CA that signed the platform's certificate)")
+        return None if value is None else str(Path(value).expanduser())
 
     @field_validator("versions")
     @classmethod
