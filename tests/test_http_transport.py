@@ -5,6 +5,7 @@ the request and never the token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ssl
 from collections.abc import AsyncIterator
@@ -340,3 +341,63 @@ async def test_tls_is_verified_and_a_ca_bundle_is_trusted(tmp_path: Path) -> Non
     broken = transport("https://127.0.0.1:1", ca_bundle=str(tmp_path / "missing.pem"))
     with pytest.raises(BackendConfigError, match=r"missing\.pem"):
         await broken.call("status", Request(path="/status"), {})
+
+
+# ---------------------------------------------------------------------- log streams resume
+
+
+@pytest.mark.parametrize("mode", ["ndjson", "sse"])
+@pytest.mark.asyncio
+async def test_a_log_stream_resumes_after_the_last_line_it_read(mode: str) -> None:
+    """The platform ends the stream after two lines: the follower reconnects and asks for
+    the lines after the last one it read (``after=`` for NDJSON, Last-Event-ID for SSE)."""
+    from cockpit.adapters.base import LogLine
+    from cockpit.adapters.http.logs import LogFollower
+    from cockpit.adapters.http.options import LogsOptions
+
+    asked: list[tuple[str, str | None]] = []
+    done = asyncio.Event()
+
+    def line(seq: int) -> str:
+        obj = f'{{"seq": {seq}, "ts": 1.5, "track": "canary", "version": "1.1.0", "replica": "c-0", "message": "line {seq}"}}'
+        return f"id: {seq}\ndata: {obj}\n\n" if mode == "sse" else obj + "\n"
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        asked.append((request.query_string, request.headers.get("Last-Event-ID")))
+        response = web.StreamResponse()
+        await response.prepare(request)
+        first = 1 if len(asked) == 1 else 3
+        for seq in range(first, first + 2):
+            await response.write(line(seq).encode())
+        if len(asked) > 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 5)  # stays open until the test is done
+        return response
+
+    app = web.Application()
+    app.router.add_get("/logs", stream)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    t = transport(f"http://127.0.0.1:{port}")
+    got: list[LogLine] = []
+    follower = LogFollower(t, LogsOptions(mode=mode, path="/logs"), {}, "prod", got.extend)  # type: ignore[arg-type]
+    follower.start()
+    try:
+        for _ in range(100):
+            if len(got) >= 4:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        done.set()
+        await follower.stop()
+        await t.close()
+        await runner.cleanup()
+    assert [g.text for g in got] == ["line 1", "line 2", "line 3", "line 4"]
+    assert got[0].source == "canary 1.1.0 c-0" and got[0].ts == 1.5 and got[0].env == "prod"
+    if mode == "sse":
+        assert asked[:2] == [("", None), ("", "2")]
+    else:
+        assert asked[:2] == [("", None), ("after=3", None)]

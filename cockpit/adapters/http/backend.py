@@ -69,7 +69,9 @@ class HttpBackend(DeployBackend):
 
     options: HttpOptions  # the base declares a BaseModel; this backend is given its own model
 
-    def __new__(cls, ctx: AdapterContext, options: HttpOptions) -> HttpBackend:
+    def __new__(cls, ctx: AdapterContext, options: HttpOptions, *args: Any, **kwargs: Any) -> HttpBackend:
+        # One registered name, two roles: the plan's driver decides which class is built,
+        # and so whether the engine mirrors the platform (DRIVES_STEPS) or walks the steps.
         if cls is HttpBackend and options.driver == "platform":
             from cockpit.adapters.http.platform import HttpPlatformBackend
 

@@ -22,6 +22,7 @@ from cockpit.adapters.base import BackendError, LogLine, LogSink, Track
 from cockpit.adapters.http import mapping
 from cockpit.adapters.http.options import LogsOptions, Request
 from cockpit.adapters.http.transport import Transport, fill, trimmed
+from cockpit.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def log_line(item: Any, o: LogsOptions, env: str) -> LogLine | None:
         env=env,
         source=" ".join(parts) or "platform",
         track=track,
-        text=" ".join(str(message).splitlines())[:MAX_LINE],
+        text=redact(" ".join(str(message).splitlines())[:MAX_LINE]),
     )
 
 
@@ -110,11 +111,14 @@ class LogFollower:
     async def _open(self, accept: str) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
         headers = self.transport.headers(None, self.values)
         headers["Accept"] = accept
+        params = None
         if self.options.mode == "sse" and self.cursor is not None:
             headers["Last-Event-ID"] = str(self.cursor)
+        elif self.cursor is not None:
+            params = {self.options.cursor_param: str(self.cursor)}
         # No read timeout: a quiet stream is not a broken one.
         timeout = httpx.Timeout(self.transport.options.timeout, read=None)
-        return self.transport.client.stream("GET", self.path, headers=headers, timeout=timeout)
+        return self.transport.client.stream("GET", self.path, headers=headers, params=params, timeout=timeout)
 
     async def _check(self, response: httpx.Response) -> None:
         if not 200 <= response.status_code < 300:
@@ -127,7 +131,11 @@ class LogFollower:
             await self._check(response)
             async for raw in response.aiter_lines():
                 if raw.strip():
-                    self._emit([json.loads(raw)])
+                    item = json.loads(raw)
+                    self._emit([item])
+                    seq = mapping.find(item, self.options.seq) if isinstance(item, Mapping) else None
+                    if isinstance(seq, int) and not isinstance(seq, bool):
+                        self.cursor = seq + 1  # a reconnect asks for the lines after this one
         raise BackendError("the log stream ended")  # reconnect (after a short backoff)
 
     async def _sse(self) -> None:

@@ -7,7 +7,6 @@ wrong type is an error naming the path and what was found, never a guess.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any
 
 from jsonpath_ng import JSONPath
@@ -105,7 +104,3 @@ def revision_list(data: Any, m: RevisionsMap) -> list[tuple[int, str]]:
             raise MappingError(f"a revision ({m.items}) lacks {m.number} or {m.version}: {trimmed(repr(item))}")
         out.append((number, version))
     return sorted(out)
-
-
-def strings(values: Sequence[Any]) -> list[str]:
-    return [str(v) for v in values]

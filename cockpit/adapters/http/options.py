@@ -4,7 +4,8 @@ the answer's fields are (JSON paths).
 No I/O and no httpx here: the plan loader imports this to check a plan. Every template
 is checked when the plan is read, so a typo in a placeholder fails ``cockpit check``
 rather than a release: paths and bodies may use ``{service}``, ``{env}``, ``{version}``,
-``{weight}``, ``{revision}`` (and ``{steps}`` in a platform rollout's body); headers may
+``{weight}``, ``{revision}`` (and ``{steps}`` in a platform rollout's body, ``{by}`` in a
+pause command's: who paused); headers may
 also embed ``{secret:NAME}``, a name from the plan's ``[secrets]`` table resolved when
 the request is sent. A secret never goes in a path or a body (they appear in errors).
 """
@@ -19,7 +20,7 @@ from jsonpath_ng import parse as parse_path
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PLACEHOLDERS = frozenset({"service", "env", "version", "weight", "revision", "steps"})
+PLACEHOLDERS = frozenset({"service", "env", "version", "weight", "revision", "steps", "by"})
 SECRET = re.compile(r"\{secret:([A-Za-z0-9_.-]+)\}")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -170,10 +171,17 @@ class RolloutMap(_Options):
     version: str
     """The version the rollout moves to."""
     message: str | None = None
+    pause: str | None = None
+    """Why the rollout is paused, in the platform's word; one of ``user_pauses`` means by hand."""
+    user_pauses: list[str] = Field(default_factory=lambda: ["user"])
+    paused_by: str | None = None
+    """Who paused it by hand."""
+    paused_until: str | None = None
+    """When a timed pause ends (unix seconds)."""
     phases: dict[str, PhaseWord] = Field(default_factory=_same_words)
     """The platform's phase words and what they mean; a word not listed is an error."""
 
-    @field_validator("phase", "step", "version", "message")
+    @field_validator("phase", "step", "version", "message", "pause", "paused_by", "paused_until")
     @classmethod
     def _paths(cls, value: str | None) -> str | None:
         return _path_field(value)
@@ -191,7 +199,10 @@ class LogsOptions(_Options):
     next: str = "$.next"
     """poll: the cursor to ask for next time."""
     cursor_param: str = "after"
-    """poll: the query parameter carrying the cursor."""
+    """poll: the query parameter carrying the cursor; ndjson: carrying the ``seq`` after the
+    last line read, when the stream is opened again (sse resumes with Last-Event-ID)."""
+    seq: str | None = "$.seq"
+    """ndjson: a line's sequence number, so a reconnect loses no line."""
     interval: float = Field(default=1.0, gt=0)
     """poll: seconds between polls."""
     message: str = "$.message"
@@ -206,7 +217,7 @@ class LogsOptions(_Options):
         _check_template(value, "logs.path", secrets_allowed=False)
         return value
 
-    @field_validator("lines", "next", "message", "ts", "track", "version", "replica")
+    @field_validator("lines", "next", "seq", "message", "ts", "track", "version", "replica")
     @classmethod
     def _paths(cls, value: str | None) -> str | None:
         return _path_field(value)

@@ -24,6 +24,7 @@ from cockpit.adapters.base import (
 )
 from cockpit.adapters.http import mapping
 from cockpit.adapters.http.backend import HttpBackend
+from cockpit.adapters.http.mapping import find
 from cockpit.adapters.http.options import HttpOptions, RevisionsMap, RolloutMap
 from cockpit.adapters.http.transport import CredentialRejected, HttpStatusError
 from cockpit.adapters.rollouts import Operation, PauseReason, PlatformRevision, PlatformRollout, RolloutPhase
@@ -99,9 +100,11 @@ class HttpPlatformBackend(HttpBackend, PlatformRollouts):
         phase, aborted = PHASES[meaning], meaning == "Aborted"
         if phase is not RolloutPhase.PAUSED:
             self._paused_by = None
-        pause = None
+        pause, paused_by, paused_until = None, None, None
         if phase is RolloutPhase.PAUSED:
-            pause = PauseReason.USER if self._paused_by else PauseReason.STEP
+            pause, paused_by = self._pause_reason(data)
+            until = find(data, m.paused_until)
+            paused_until = float(until) if isinstance(until, int | float) and not isinstance(until, bool) else None
         operation = Operation.NONE
         if phase is RolloutPhase.PROGRESSING and (status.canary is None or not status.canary.healthy):
             operation = Operation.DEPLOYING
@@ -113,7 +116,7 @@ class HttpPlatformBackend(HttpBackend, PlatformRollouts):
             failure = message or "the platform reports the rollout degraded"
         revisions = self._revisions_of(data)
         stable = status.stable.version if status.stable else ""
-        observed = (word, step, target, message, stable, status.canary, status.weight, revisions, self._paused_by)
+        observed = (word, step, target, message, stable, status.canary, status.weight, revisions, pause, paused_by)
         if observed != self._seen:
             self._seen = observed
             self.generation += 1
@@ -129,11 +132,26 @@ class HttpPlatformBackend(HttpBackend, PlatformRollouts):
             step_index=step,
             operation=operation,
             pause=pause,
-            paused_by=self._paused_by if pause is PauseReason.USER else None,
+            paused_by=paused_by,
+            paused_until=paused_until,
             aborted=aborted,
             failure=failure,
             revisions=revisions,
         )
+
+    def _pause_reason(self, data: object) -> tuple[PauseReason, str | None]:
+        """Paused by hand or by a step: the platform's word if the plan maps it, else
+        whether this cockpit sent the pause."""
+        m = self.rollout_map
+        if m.pause is not None:
+            word = find(data, m.pause)
+            by_hand = word in m.user_pauses
+        else:
+            by_hand = self._paused_by is not None
+        if not by_hand:
+            return PauseReason.STEP, None
+        who = mapping.text(data, m.paused_by, "who paused the rollout") if m.paused_by else None
+        return PauseReason.USER, who or self._paused_by or "someone"
 
     def _revisions_of(self, data: object) -> tuple[PlatformRevision, ...]:
         now = time.time()
@@ -156,6 +174,8 @@ class HttpPlatformBackend(HttpBackend, PlatformRollouts):
             case "set-image":
                 values["version"] = args["version"]
                 values["steps"] = [step_spec(s) for s in self.steps]
+            case "pause":
+                values["by"] = args.get("by") or "someone"
             case "set-weight":
                 values["weight"] = args["weight"]
             case "undo":
