@@ -51,6 +51,13 @@ class Fault:
     times: int
     status: int | None = None
     delay: float = 0.0
+    echo_auth: bool = False  # the error names the Authorization header it got, as careless APIs do
+
+    def error_body(self, request: web.Request) -> bytes:
+        message = f"injected fault {self.id}"
+        if self.echo_auth:
+            message += f" (request had Authorization: {request.headers.get('Authorization', '')})"
+        return json.dumps({"error": message}).encode()
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and self.method in (method, "*") and path.endswith(self.path_suffix)
@@ -213,9 +220,7 @@ class DeployApi:
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.status is not None:
-            return Answer(
-                fault.status, json.dumps({"error": f"injected fault {fault.id}"}).encode(), "application/json"
-            )
+            return Answer(fault.status, fault.error_body(request), "application/json")
         response = await self._guarded(request, handler)
         assert isinstance(response, web.Response), "only streaming GETs answer with a stream"
         assert response.body is not None and isinstance(response.body, bytes)
@@ -227,7 +232,9 @@ class DeployApi:
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.status is not None:
-            return error(fault.status, f"injected fault {fault.id}")
+            return web.Response(
+                status=fault.status, body=fault.error_body(request), content_type="application/json"
+            )
         return await self._guarded(request, handler)
 
     def _spawn(self, coro: Awaitable[Answer]) -> asyncio.Task[Answer]:
@@ -383,6 +390,7 @@ class DeployApi:
         status = body.get("status")
         delay = body.get("delay", 0.0)
         times = body.get("times", 1)
+        echo_auth = body.get("echo_auth", False)
         if not isinstance(method, str) or not isinstance(suffix, str):
             raise ApiError(400, "method and path_suffix must be strings")
         if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
@@ -392,7 +400,7 @@ class DeployApi:
         if status is None and not delay:
             raise ApiError(400, "a fault needs a status, a delay or both")
         self._fault_ids += 1
-        fault = Fault(self._fault_ids, method.upper(), suffix, times, status, float(delay))
+        fault = Fault(self._fault_ids, method.upper(), suffix, times, status, float(delay), bool(echo_auth))
         self.faults.append(fault)
         return web.json_response({"fault": fault.id})
 
