@@ -84,6 +84,7 @@ def plan_options(url: str, driver: str = "cockpit", **more: Any) -> dict[str, An
             "step": "$.rollout.step",
             "version": "$.rollout.version",
             "message": "$.rollout.message",
+            "steps": "$.rollout.stepsDescribed",
             "pause": "$.rollout.pause",
             "paused_by": "$.rollout.pausedBy",
             "paused_until": "$.rollout.pausedUntil",

@@ -172,6 +172,9 @@ class RolloutMap(_Options):
     version: str
     """The version the rollout moves to."""
     message: str | None = None
+    steps: str | None = None
+    """The steps as the platform describes them (a list of text), shown instead of the
+    plan's when given: after an attach the cockpit shows what the platform really runs."""
     pause: str | None = None
     """Why the rollout is paused, in the platform's word; one of ``user_pauses`` means by hand."""
     user_pauses: list[str] = Field(default_factory=lambda: ["user"])
@@ -182,7 +185,7 @@ class RolloutMap(_Options):
     phases: dict[str, PhaseWord] = Field(default_factory=_same_words)
     """The platform's phase words and what they mean; a word not listed is an error."""
 
-    @field_validator("phase", "step", "version", "message", "pause", "paused_by", "paused_until")
+    @field_validator("phase", "step", "version", "message", "steps", "pause", "paused_by", "paused_until")
     @classmethod
     def _paths(cls, value: str | None) -> str | None:
         return _path_field(value)
