@@ -284,7 +284,7 @@ async def test_token_never_in_errors_or_log_lines(
     with pytest.raises(BackendError) as caught:
         await backend.deploy_canary("1.1.0")
     deploy_api.fault(method="PUT", path_suffix="/weight", status=502, times=5)
-    with pytest.raises(BackendError):
+    with pytest.raises(BackendError, match="not confirmed after 4 attempts"):
         await backend.set_weight(5)
     assert deploy_api.token not in str(caught.value)
     assert deploy_api.token not in caplog.text and "retrying" in caplog.text
