@@ -32,6 +32,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
     BACKENDS_GROUP: {
         "local": "cockpit.adapters.local:LocalBackend",
         "docker": "cockpit.adapters.docker:DockerBackend",
+        "http": "cockpit.adapters.http:HttpBackend",
     },
     METRICS_GROUP: {
         "scrape": "cockpit.adapters.scrape:ScrapeMetricsSource",
