@@ -131,6 +131,12 @@ async def test_a_full_canary_through_the_platform_api(
     on_platform = deploy_api.status(env)
     assert on_platform["canary"] == {"version": "1.1.0", "replicas": 1, "ready": 1}
     assert on_platform["weight"] == 20
+    # What the cockpit reads through the plan's JSON paths is what the platform says.
+    await until(lambda: controller.view().backend is not None and controller.view().backend.weight == 20)
+    seen = controller.view().backend
+    assert seen is not None and seen.stable is not None and seen.canary is not None
+    assert (seen.stable.version, seen.stable.replicas_desired, seen.stable.replicas_ready) == ("1.0.0", 2, 2)
+    assert (seen.canary.version, seen.canary.replicas_desired, seen.canary.replicas_ready) == ("1.1.0", 1, 1)
     assert (await session.submit(env, Promote(), REASON)).ok
     await until(lambda: controller.state.phase is Phase.HEALTHY, what="promoted")
     await until(lambda: controller.state.stable_version == "1.1.0", what="1.1.0 stable")
