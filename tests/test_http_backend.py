@@ -84,6 +84,7 @@ def plan_options(url: str, driver: str = "cockpit", **more: Any) -> dict[str, An
             "step": "$.rollout.step",
             "version": "$.rollout.version",
             "message": "$.rollout.message",
+            "steps": "$.rollout.stepsDescribed",
             "pause": "$.rollout.pause",
             "paused_by": "$.rollout.pausedBy",
             "paused_until": "$.rollout.pausedUntil",
@@ -173,6 +174,9 @@ async def test_refusals_are_typed_and_change_nothing(backend: HttpBackend, deplo
         await backend.mutate("deploy_canary", lambda s: False, "deploying canary 1.2.0", version="1.2.0")
     with pytest.raises(BackendError, match="between 0 and 100"):
         await backend.set_weight(101)
+    with pytest.raises(VersionNotFound, match=r"9\.9\.9"):
+        await backend.deploy_stable("9.9.9")  # a rollback to nothing leaves the canary alone
+    assert deploy_api.status("staging")["canary"]["version"] == "1.1.0" and not posts(deploy_api, "/abort")
     assert [c["status"] for c in posts(deploy_api, "/weight", "PUT")] == [409]  # 101 was never sent
 
 
@@ -280,7 +284,7 @@ async def test_token_never_in_errors_or_log_lines(
     with pytest.raises(BackendError) as caught:
         await backend.deploy_canary("1.1.0")
     deploy_api.fault(method="PUT", path_suffix="/weight", status=502, times=5)
-    with pytest.raises(BackendError):
+    with pytest.raises(BackendError, match="not confirmed after 4 attempts"):
         await backend.set_weight(5)
     assert deploy_api.token not in str(caught.value)
     assert deploy_api.token not in caplog.text and "retrying" in caplog.text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.adapters import registry
-from cockpit.adapters.base import AdapterContext, BackendUnavailable, DeployBackend
+from cockpit.adapters.base import AdapterContext, DeployBackend
 from cockpit.adapters.testing import BackendContract
 from tests.deploy_api.fixtures import DeployApi, deploy_api_fixture, deploy_api_server_fixture  # noqa: F401
 from tests.test_http_backend import plan_options, resolver

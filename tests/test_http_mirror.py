@@ -70,6 +70,7 @@ async def test_status_mapping_through_a_walk(platform: HttpPlatformBackend, depl
     assert (paused.pause, paused.step_index, paused.weight) == (PauseReason.STEP, 1, 20)
     assert (paused.canary_version, paused.target_version, paused.paused_by) == ("1.1.0", "1.1.0", None)
     assert paused.generation > idle.generation
+    assert paused.steps == ("setWeight 20", "pause until promoted", "setWeight 50")  # the platform's own words
 
     await platform.send("promote")
     done = await until(platform, lambda r: r.phase is RolloutPhase.HEALTHY and r.canary_version is None, "promoted")

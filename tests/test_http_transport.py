@@ -338,8 +338,12 @@ async def test_tls_is_verified_and_a_ca_bundle_is_trusted(tmp_path: Path) -> Non
         await trusted.close()
     finally:
         await runner.cleanup()
-    broken = transport("https://127.0.0.1:1", ca_bundle=str(tmp_path / "missing.pem"))
-    with pytest.raises(BackendConfigError, match=r"missing\.pem"):
+    with pytest.raises(ValidationError, match=r"ca_bundle '.*missing\.pem' is not a file"):
+        options("https://127.0.0.1:1", ca_bundle=str(tmp_path / "missing.pem"))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    broken = transport("https://127.0.0.1:1", ca_bundle=str(garbage))
+    with pytest.raises(BackendConfigError, match=r"garbage\.pem: cannot be read as PEM"):
         await broken.call("status", Request(path="/status"), {})
 
 
@@ -401,3 +405,28 @@ async def test_a_log_stream_resumes_after_the_last_line_it_read(mode: str) -> No
         assert asked[:2] == [("", None), ("", "2")]
     else:
         assert asked[:2] == [("", None), ("after=3", None)]
+
+
+# ---------------------------------------------------------------------- mapping answers
+
+
+def test_status_mapping_reads_tracks_and_refuses_wrong_shapes() -> None:
+    from cockpit.adapters.http.mapping import MappingError, backend_status, version_list
+    from cockpit.adapters.http.options import StatusMap
+
+    m = StatusMap.model_validate(STATUS_MAP)
+    answer = {"stable": {"version": "1.0.0", "replicas": 2, "ready": 2},
+              "canary": {"version": "1.1.0", "replicas": 1, "ready": 0}, "weight": 0}
+    status = backend_status(answer, m, "https://shop.example")
+    assert status.stable is not None and status.stable.healthy and status.url == "https://shop.example"
+    assert status.canary is not None and not status.canary.healthy and status.canary.problem == "0/1 replicas ready"
+    assert backend_status({**answer, "canary": None}, m, None).canary is None
+    with pytest.raises(MappingError, match=r"canary weight \(\$\.weight\) should be a whole number, found '20'"):
+        backend_status({**answer, "weight": "20"}, m, None)
+    with pytest.raises(MappingError, match=r"should be 0\.\.100, found 120"):
+        backend_status({**answer, "weight": 120}, m, None)
+    with pytest.raises(MappingError, match=r"canary 1\.1\.0 runs but \$\.canary\.ready finds no replica count"):
+        backend_status({**answer, "canary": {"version": "1.1.0", "replicas": 1}}, m, None)
+    assert version_list({"versions": ["1.0.0", "1.1.0", "1.0.0"]}, "$.versions[*]") == ["1.0.0", "1.1.0"]
+    with pytest.raises(MappingError, match="should be text"):
+        version_list({"versions": [1, 2]}, "$.versions[*]")

@@ -115,18 +115,19 @@ class HttpBackend(DeployBackend):
             if err.status < 500:
                 raise self.refused(err, what) from None
             unknown = err
+        # A call marked idempotent was already sent again by the transport; any other was not.
+        tried = f"after {1 + self.options.retries} attempts" if request.retry_safe else "and was not sent again"
         try:
             status = await self.status()
         except BackendError as read_err:
             raise BackendUnavailable(
-                f"{unknown}; the status cannot be read either ({read_err}): {what} is not confirmed"
-                " and was not sent again"
+                f"{unknown}; the status cannot be read either ({read_err}): {what} is not confirmed {tried}"
             ) from None
         if done(status):
             log.warning("%s: %s, yet the status shows it done (%s)", what, redact(str(unknown)), shown(status))
             return
         raise BackendUnavailable(
-            f"{unknown}; the status shows {shown(status)}: {what} is not confirmed and was not sent again"
+            f"{unknown}; the status shows {shown(status)}: {what} is not confirmed {tried}"
             " (it may still take effect)"
         )
 

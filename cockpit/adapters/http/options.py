@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import string
+from pathlib import Path
 from typing import Any, Literal
 
 from jsonpath_ng import parse as parse_path
@@ -171,6 +172,9 @@ class RolloutMap(_Options):
     version: str
     """The version the rollout moves to."""
     message: str | None = None
+    steps: str | None = None
+    """The steps as the platform describes them (a list of text), shown instead of the
+    plan's when given: after an attach the cockpit shows what the platform really runs."""
     pause: str | None = None
     """Why the rollout is paused, in the platform's word; one of ``user_pauses`` means by hand."""
     user_pauses: list[str] = Field(default_factory=lambda: ["user"])
@@ -181,7 +185,7 @@ class RolloutMap(_Options):
     phases: dict[str, PhaseWord] = Field(default_factory=_same_words)
     """The platform's phase words and what they mean; a word not listed is an error."""
 
-    @field_validator("phase", "step", "version", "message", "pause", "paused_by", "paused_until")
+    @field_validator("phase", "step", "version", "message", "steps", "pause", "paused_by", "paused_until")
     @classmethod
     def _paths(cls, value: str | None) -> str | None:
         return _path_field(value)
@@ -276,6 +280,13 @@ class HttpOptions(_Options):
         if not value.startswith(("https://", "http://")):
             raise ValueError(f"base_url must start with https:// (or http:// for a local platform), found {value!r}")
         return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"ca_bundle {value!r} is not a file (a PEM file of the CA that signed the platform's certificate)")
+        return None if value is None else str(Path(value).expanduser())
 
     @field_validator("versions")
     @classmethod

@@ -124,7 +124,7 @@ class HttpPlatformBackend(HttpBackend, PlatformRollouts):
             generation=self.generation,
             phase=phase,
             stable_version=stable,
-            steps=tuple(s.describe() for s in self.steps),
+            steps=self._steps_of(data),
             message=message,
             target_version=target,
             canary_version=status.canary.version if status.canary else None,
@@ -138,6 +138,12 @@ class HttpPlatformBackend(HttpBackend, PlatformRollouts):
             failure=failure,
             revisions=revisions,
         )
+
+    def _steps_of(self, data: object) -> tuple[str, ...]:
+        described = mapping.find(data, self.rollout_map.steps)
+        if isinstance(described, list) and described and all(isinstance(d, str) for d in described):
+            return tuple(described)
+        return tuple(s.describe() for s in self.steps)
 
     def _pause_reason(self, data: object) -> tuple[PauseReason, str | None]:
         """Paused by hand or by a step: the platform's word if the plan maps it, else
