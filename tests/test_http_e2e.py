@@ -27,7 +27,7 @@ import pytest
 import pytest_asyncio
 
 from cockpit import paths
-from cockpit.engine.commands import Abort, Promote, Rollback, StartRollout
+from cockpit.engine.commands import Abort, Pause, Promote, Resume, Rollback, StartRollout
 from cockpit.engine.drivers import MirrorDriver
 from cockpit.engine.session import Session
 from cockpit.engine.state import Activity, Cause, Phase
@@ -131,6 +131,12 @@ async def test_a_full_canary_through_the_platform_api(
     on_platform = deploy_api.status(env)
     assert on_platform["canary"] == {"version": "1.1.0", "replicas": 1, "ready": 1}
     assert on_platform["weight"] == 20
+    # What the cockpit reads through the plan's JSON paths is what the platform says.
+    await until(lambda: controller.view().backend is not None and controller.view().backend.weight == 20)
+    seen = controller.view().backend
+    assert seen is not None and seen.stable is not None and seen.canary is not None
+    assert (seen.stable.version, seen.stable.replicas_desired, seen.stable.replicas_ready) == ("1.0.0", 2, 2)
+    assert (seen.canary.version, seen.canary.replicas_desired, seen.canary.replicas_ready) == ("1.1.0", 1, 1)
     assert (await session.submit(env, Promote(), REASON)).ok
     await until(lambda: controller.state.phase is Phase.HEALTHY, what="promoted")
     await until(lambda: controller.state.stable_version == "1.1.0", what="1.1.0 stable")
@@ -199,6 +205,34 @@ async def test_rollback_to_the_previous_revision(
     assert on_platform["revision"] == 3
     rollbacks = [call for call in mutating(deploy_api, env) if call[1] == "/rollback"]
     assert rollbacks == [("POST", "/rollback")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("env", MODES)
+async def test_a_pause_by_hand_holds_a_timed_pause_until_resumed(
+    env: str, deploy_api: DeployApi, token: str, open_session: Callable[..., Session]
+) -> None:
+    session = open_session(steps='{ set_weight = 20 }, { pause = { duration = "2s" } }, { set_weight = 50 }')
+    controller = session.controller(env)
+    assert await session.start() == []
+    assert (await session.submit(env, StartRollout("1.1.0"), REASON)).ok
+    await until(
+        lambda: (controller.state.step_index, controller.state.weight) == (1, 20), what="in the timed pause"
+    )
+    result = await session.submit(env, Pause(), REASON)
+    assert result.ok, result.message
+    await until(lambda: controller.state.paused_by == "ann", what="paused by ann")
+    await asyncio.sleep(2.5)  # longer than the pause step: only a resume moves it on now
+    assert (controller.state.phase, controller.state.step_index, controller.state.weight) == (
+        Phase.PAUSED,
+        1,
+        20,
+    )
+    if env == "production":  # the platform itself holds it, by hand
+        assert deploy_api.status(env)["rollout"]["pause"] == "user"
+    assert (await session.submit(env, Resume(), REASON)).ok
+    await until(lambda: controller.state.stable_version == "1.1.0", what="promoted after the resume")
+    assert deploy_api.status(env)["stable"]["version"] == "1.1.0"
 
 
 # --------------------------------------------------------------------------- faults

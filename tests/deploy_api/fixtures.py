@@ -129,8 +129,7 @@ def _read_url(process: subprocess.Popen[bytes], log: Path) -> str:
     return text.removeprefix(LISTENING)
 
 
-@pytest.fixture(name="deploy_api_server", scope="session")
-def deploy_api_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployApiServer]:
+def _start(tmp_path_factory: pytest.TempPathFactory) -> DeployApiServer:
     token = "dk-" + secrets.token_urlsafe(24)  # a fresh, recognisable token per session
     log = tmp_path_factory.mktemp("deploy-api") / "stderr.log"
     with log.open("wb") as stderr:
@@ -141,17 +140,40 @@ def deploy_api_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Itera
             stdout=subprocess.PIPE,
             stderr=stderr,
         )
+    return DeployApiServer(_read_url(process, log), token, process, log)
+
+
+def _stop(server: DeployApiServer) -> None:
+    server.process.terminate()
     try:
-        yield DeployApiServer(_read_url(process, log), token, process, log)
+        server.process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    if server.process.stdout is not None:
+        server.process.stdout.close()
+
+
+# Each test module that imports the fixture gets its own copy of it in pytest's eyes (a
+# session-scoped fixture is cached per definition), so the process is shared here: started
+# by the first user, stopped when the last one is torn down at the end of the session.
+_shared: DeployApiServer | None = None
+_users = 0
+
+
+@pytest.fixture(name="deploy_api_server", scope="session")
+def deploy_api_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployApiServer]:
+    global _shared, _users
+    if _shared is None:
+        _shared = _start(tmp_path_factory)
+    _users += 1
+    try:
+        yield _shared
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        _users -= 1
+        if _users == 0:
+            _stop(_shared)
+            _shared = None
 
 
 @pytest.fixture(name="deploy_api")
