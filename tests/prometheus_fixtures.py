@@ -9,7 +9,7 @@ it, these tests skip with the reason; in CI (``CI=true``) a missing one fails th
 * ``exporters``: serve a ``/metrics`` exposition from a tiny local HTTP server and list
   it as a target with given labels; returns once Prometheus has scraped its series. The
   text may be a string (changeable with ``set``) or a function of the time, for counters
-  that grow at a known rate. Servers and target files are removed after the test.
+  that grow at a known rate (``timestamps=True`` stamps each sample with that time). Servers and target files are removed after the test.
 """
 
 from __future__ import annotations
@@ -81,8 +81,12 @@ def prometheus_sd(prometheus_url: str) -> Path:
 class Exporter:
     """One ``/metrics`` endpoint on 127.0.0.1, listed in the test Prometheus' file SD."""
 
-    def __init__(self, text: Exposition) -> None:
+    def __init__(self, text: Exposition, timestamps: bool = False) -> None:
         self._text = text
+        # With timestamps, each sample carries the time its value was computed for: under
+        # load a scrape is answered later than Prometheus' own timestamp, and a counter
+        # computed from the clock would then look faster or slower than it is.
+        self.timestamps = timestamps
         self.started = time.time()
         self.requests = 0
         exporter = self
@@ -90,8 +94,15 @@ class Exporter:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 exporter.requests += 1
-                text = exporter._text
-                body = (text(time.time() - exporter.started) if callable(text) else text).encode()
+                text, now = exporter._text, time.time()
+                page = text(now - exporter.started) if callable(text) else text
+                if exporter.timestamps:
+                    stamp = f" {int(now * 1000)}"
+                    page = "".join(
+                        line + (stamp if line and not line.startswith("#") else "") + "\n"
+                        for line in page.splitlines()
+                    )
+                body = page.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.send_header("Content-Length", str(len(body)))

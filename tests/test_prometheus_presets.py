@@ -178,9 +178,9 @@ def generic_exposition(track: Track) -> Callable[[float], str]:
 @pytest.fixture(scope="module")
 def published(prometheus_url: str, prometheus_sd: Path) -> Iterator[str]:
     exporters = {
-        "mesh": Exporter(mesh_exposition),
-        Track.STABLE: Exporter(generic_exposition(Track.STABLE)),
-        Track.CANARY: Exporter(generic_exposition(Track.CANARY)),
+        "mesh": Exporter(mesh_exposition, timestamps=True),
+        Track.STABLE: Exporter(generic_exposition(Track.STABLE), timestamps=True),
+        Track.CANARY: Exporter(generic_exposition(Track.CANARY), timestamps=True),
     }
     sd_file = prometheus_sd / f"presets-{RUN}.json"
     write_sd(
