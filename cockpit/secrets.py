@@ -110,11 +110,16 @@ def _keyring_failed(err: Exception, doing: str) -> SecretError:
     """A keyring error as a SecretError. The error's own text is not shown: a backend may
     echo what it was given. Its type and the backend say enough to act on."""
     import keyring
-    from keyring.errors import KeyringLocked, NoKeyringError
+    from keyring.errors import InitError, KeyringLocked, NoKeyringError
 
     backend = _backend_name(keyring.get_keyring())
     if isinstance(err, NoKeyringError):
         return KeyringUnavailable(fix_it(backend, _why_no_secret_service()))
+    if isinstance(err, InitError):
+        # A bus without a running, unlocked keyring: D-Bus may start gnome-keyring, which then
+        # cannot open its default keyring without a desktop prompt. The text is the backend's
+        # own account of opening the keyring; no value is involved yet.
+        return KeyringUnavailable(fix_it(backend, f"it could not open a keyring ({err})"))
     if isinstance(err, KeyringLocked):
         return SecretError(
             f"cannot {doing}: the keyring ({backend}) is locked; unlock it (log in to the desktop,"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
-from keyring.errors import KeyringError, KeyringLocked
+from keyring.errors import InitError, KeyringError, KeyringLocked
 
 from cockpit import debuglog, secrets
 from cockpit.engine.journal import Journal
@@ -130,6 +130,12 @@ def test_keyring_failures_are_secret_errors_that_never_carry_the_value(use_backe
     try:
         with pytest.raises(secrets.SecretError, match="is locked; unlock it"):
             secrets.resolve("keyring:shop/deploy")
+        # A session bus whose Secret Service cannot open a keyring (no desktop to prompt).
+        BrokenKeyring.error = InitError
+        with pytest.raises(secrets.KeyringUnavailable) as caught:
+            secrets.resolve("keyring:shop/deploy")
+        assert "keyring chose tests.test_secrets.BrokenKeyring because it could not open a keyring" in str(caught.value)
+        assert "apt-get install gnome-keyring dbus-x11" in str(caught.value)
     finally:
         BrokenKeyring.error = KeyringError
 
