@@ -200,7 +200,8 @@ async def test_rollback_to_the_previous_revision(
     result = await session.submit(env, Rollback(revision=1), REASON)
     assert result.ok, result.message
     await until(lambda: controller.state.stable_version == "1.0.0", what="rolled back")
-    on_platform = deploy_api.wait_for(lambda s: s["stable"]["ready"] == 2, env, timeout=5)
+    await until(lambda: deploy_api.status(env)["stable"]["ready"] == 2, what="the old stable ready again")
+    on_platform = deploy_api.status(env)
     assert on_platform["stable"] == {"version": "1.0.0", "replicas": 2, "ready": 2}
     assert on_platform["revision"] == 3
     rollbacks = [call for call in mutating(deploy_api, env) if call[1] == "/rollback"]
@@ -290,8 +291,7 @@ async def test_a_timeout_never_makes_a_double_deploy(
     result = await session.submit(env, StartRollout("1.1.0"), REASON)
     deploys = lambda: [c for c in deploy_api.calls() if c["method"] == "POST" and c["path"].endswith(suffix)]  # noqa: E731
     # The delayed deploy lands on the platform after the client gave up on it.
-    deploy_api.wait_for(lambda s: s["canary"] is not None, env, timeout=10)
-    await until(lambda: controller.state.activity is Activity.IDLE, what="the engine settled")
+    await until(lambda: deploy_api.status(env)["canary"] is not None, what="the late deploy on the platform")
     await asyncio.sleep(1.0)  # room for any (wrong) resend to arrive
     assert len(deploys()) == 1, deploys()
     assert deploys()[0]["status"] == 202  # answered after the client's timeout
@@ -309,6 +309,7 @@ async def test_a_timeout_never_makes_a_double_deploy(
     if env == "staging":
         # The cockpit stops the rollout without traffic ever reaching the canary, and the
         # canary that landed late shows in the status it polls (a person sees it is there).
+        await until(lambda: controller.state.activity is Activity.IDLE, what="the engine settled")
         state = controller.state
         assert (state.phase, state.cause, state.weight) == (Phase.ABORTED, Cause.BACKEND_FAILURE, 0)
         assert "not confirmed and was not sent again" in state.reason
