@@ -1,9 +1,10 @@
-"""A small JSON path: one value picked out of a JSON document, for checks that compare it.
+"""One value picked out of a JSON document by a JSON path, for checks that compare it.
 
 Written ``$.status``, ``$.items[0].name``, ``$["key.with.dots"]`` or ``$.list[-1]``: the
-root ``$``, then keys (``.name`` or a quoted ``["name"]``) and list indexes (``[n]``).
-Wildcards, slices and filters select several values; a check compares one, so they are
-refused when the plan is loaded, with the position of what could not be read.
+root ``$``, then keys and list indexes. jsonpath-ng parses the path (the same syntax the
+http backend's mappings use); wildcards, slices and filters select several values and a
+check compares one, so they are refused when the plan is loaded. The walk itself is kept
+here because a failed check must say which part of the answer was absent, not just "no match".
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_INDEX = re.compile(r"\[(-?\d+)\]")
-_QUOTED = re.compile(r"""\[\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*\]""")
-_ESCAPE = re.compile(r"\\(.)")
+import jsonpath_ng
+from jsonpath_ng import Child, Fields, Index, Root
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # keys shown as .name in messages; others quoted
 
 
 class JsonPathError(ValueError):
@@ -71,41 +73,35 @@ def _kind(value: Any) -> str:
 
 
 def parse(text: str) -> JsonPath:
-    """Read ``text`` as a path, or raise :class:`JsonPathError` naming the position."""
+    """Read ``text`` as a path, or raise :class:`JsonPathError` saying why.
+
+    The syntax is jsonpath-ng's (the library the http backend reads answers with), so a
+    path means the same in a smoke check and in a backend's status mapping; only the
+    single-valued part of it (keys and indexes) is accepted here."""
     if not text.startswith("$"):
         raise JsonPathError(f"a JSON path starts with '$' (the document), such as '$.status'; found {text!r}")
-    parts: list[str | int] = []
-    pos = 1
-    while pos < len(text):
-        char = text[pos]
-        if char == ".":
-            name = _NAME.match(text, pos + 1)
-            if name is None:
-                raise JsonPathError(_at(text, pos + 1, "expected a key name after '.'"))
-            parts.append(name.group(0))
-            pos = name.end()
-        elif char == "[":
-            if index := _INDEX.match(text, pos):
-                parts.append(int(index.group(1)))
-                pos = index.end()
-            elif quoted := _QUOTED.match(text, pos):
-                raw = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
-                parts.append(_ESCAPE.sub(r"\1", raw))
-                pos = quoted.end()
-            else:
-                raise JsonPathError(
-                    _at(
-                        text,
-                        pos,
-                        'expected [n] (a list index) or ["key"]; wildcards, slices and'
-                        " filters pick several values and a check compares one",
-                    )
-                )
-        else:
-            raise JsonPathError(_at(text, pos, "expected '.key' or '[...]'"))
-    return JsonPath(text, tuple(parts))
+    try:
+        tree = jsonpath_ng.parse(text)
+    except (
+        JsonPathLexerError,
+        JsonPathParserError,
+        Exception,
+    ) as err:  # the parser raises bare Exception at the end
+        raise JsonPathError(f"bad JSON path {text!r}: {str(err).strip() or type(err).__name__}") from None
+    return JsonPath(text, tuple(_parts(text, tree)))
 
 
-def _at(text: str, pos: int, why: str) -> str:
-    rest = text[pos:] or "the end"
-    return f"bad JSON path {text!r} at character {pos + 1} ({rest!r}): {why}"
+def _parts(text: str, node: object) -> list[str | int]:
+    """Keys and indexes from the root down; anything that selects several values refused."""
+    if isinstance(node, Root):
+        return []
+    if isinstance(node, Child):
+        return _parts(text, node.left) + _parts(text, node.right)
+    if isinstance(node, Fields) and len(node.fields) == 1 and node.fields[0] != "*":
+        return [node.fields[0]]
+    if isinstance(node, Index) and len(node.indices) == 1:
+        return [node.indices[0]]
+    raise JsonPathError(
+        f"bad JSON path {text!r}: {node} picks several values (wildcards, slices, filters and '..' do);"
+        ' a check compares one: name keys (.name or ["name"]) and list indexes ([n]) only'
+    )
