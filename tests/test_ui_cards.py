@@ -4,10 +4,12 @@ blue-green card, and the words of the phase and analysis lines."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from textual.widgets import TabbedContent
+from textual.content import Content
+from textual.widgets import Static, TabbedContent
 from textual.widgets._footer import FooterKey
 
 from cockpit.engine.commands import StartRollout
@@ -265,3 +267,30 @@ async def test_blue_green_card_shows_active_and_preview_and_refuses_a_weight(tmp
         assert dev().rollout.weight == weight == 0
         # The steps end in the switch, not in a canary promote.
         assert "switch" in str(column.query_one("#timeline").render())
+
+
+# --------------------------------------------------------------------------- metrics source down
+
+
+def test_a_metrics_source_that_is_down_says_when_it_is_tried_again() -> None:
+    view = replace(
+        view_at(0),
+        metrics_error="Prometheus at http://p:9090 did not answer within 2s",
+        metrics_retry_at=108.0,
+    )
+    text = render.trouble(view, now=100.0)
+    assert text is not None and "did not answer within 2s (retry in 8s)" in text.plain
+    assert EnvColumn.needs_tick(EnvColumn.__new__(EnvColumn), view)  # the countdown moves with time alone
+    assert "retry in" not in render.trouble(replace(view, metrics_retry_at=None), now=100.0).plain  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_change_of_colour_alone_is_redrawn_on_the_card(tmp_path: Path) -> None:
+    app = make_app(make_session(tmp_path, plan_text(envs=("dev",), protected=())))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: started(app) and bool(main_of(app).query(EnvColumn)), what="start")
+        column = main_of(app).query_one(EnvColumn)
+        static = column.query_one("#analysis", Static)
+        column._set("analysis", Content.styled("gate", "red"))
+        column._set("analysis", Content.styled("gate", "green"))  # the same words, another colour
+        assert static.render().spans == Content.styled("gate", "green").spans  # type: ignore[union-attr]

@@ -580,7 +580,8 @@ def trouble(view: EnvView, now: float) -> Content | None:
             )
         )
     if view.metrics_error is not None:
-        lines.append(Content.assemble(("! metrics: ", "$warn bold"), (view.metrics_error, "$warn")))
+        retry = f" (retry in {countdown(view.metrics_retry_at, now)})" if view.metrics_retry_at else ""
+        lines.append(Content.assemble(("! metrics: ", "$warn bold"), (view.metrics_error + retry, "$warn")))
     return Content("\n").join(lines) if lines else None
 
 

@@ -155,8 +155,10 @@ class EnvColumn(VerticalScroll, can_focus=False):
         return Content.assemble(*parts)
 
     def _set(self, part: str, text: Content | str) -> None:
-        # Static.update() relayouts; skip it when the text did not change.
-        if self._texts.get(part) != text:
+        # Static.update() relayouts; skip it when the text did not change. Content's == compares
+        # the text alone, so the spans are compared too: a change of colour alone must redraw.
+        before = self._texts.get(part)
+        if before is None or before != text or _spans(before) != _spans(text):
             self._texts[part] = text
             self.query_one(f"#{part}", Static).update(text)
 
@@ -276,6 +278,10 @@ class EnvColumn(VerticalScroll, can_focus=False):
 
     def needs_tick(self, view: EnvView) -> bool:
         """Whether a countdown in this view changes with time alone."""
-        return view.retry_at is not None or (
+        return view.retry_at is not None or view.metrics_retry_at is not None or (
             view.rollout.paused_until is not None and view.rollout.phase is Phase.PAUSED
         )
+
+
+def _spans(text: Content | str) -> object:
+    return text.spans if isinstance(text, Content) else None
