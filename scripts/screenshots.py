@@ -175,6 +175,12 @@ async def main_screens(session: Session, real: bool) -> None:
             await until(pilot, lambda: bool(session.alerts()), 5, "the alert")
             await asyncio.sleep(1)
             await shoot(app, pilot, "alert-aborted", "cockpit · analysis aborted production: the alert stays")
+            await pilot.press("g")  # the gates that aborted it: numbers, limits, stable beside canary
+            await until(pilot, lambda: type(app.screen).__name__ == "GateScreen", 5, "the gate view")
+            await pilot.pause(0.5)
+            await shoot(app, pilot, "gates-aborted", "cockpit · the gate that aborted production")
+            await pilot.pause(0.3)
+            await pilot.press("escape")
             await pilot.resize_terminal(80, 24)
             await pilot.pause(0.5)
             await shoot(app, pilot, "narrow-80x24-aborted", "cockpit · 80×24 after the abort")
