@@ -142,15 +142,17 @@ def run_gate_command(plan: Plan, env_name: str) -> None:
 def check_promql(plan: Plan) -> tuple[list[str], bool]:
     """``cockpit check``'s PromQL lines: each environment read through Prometheus has its
     templates and the plan's check queries parsed by its server, when it answers."""
-    from cockpit.adapters.prometheus.source import PrometheusMetricsSource
-    from cockpit.adapters.prometheus.validate import report
-
     lines: list[str] = []
     ok = True
     queries = {c.name: c.query for c in plan.analysis.checks if c.query is not None}
     for env in plan.environments:
         if env.metrics.source != "prometheus":
             continue
+        # Imported only here: the prometheus extra (its client needs requests) is optional,
+        # and a plan that reads no Prometheus must check without it.
+        from cockpit.adapters.prometheus.source import PrometheusMetricsSource
+        from cockpit.adapters.prometheus.validate import report
+
         source = make_source(plan, env)
         assert isinstance(source, PrometheusMetricsSource)
         try:

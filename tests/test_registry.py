@@ -130,3 +130,20 @@ def test_memory_is_not_a_user_visible_builtin() -> None:
         [sys.executable, "-m", "cockpit", "adapters"], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert "local" in out and "scrape" in out and "memory" not in out
+
+
+def test_a_builtin_adapter_whose_extra_is_missing_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    real = importlib.import_module
+
+    def without_requests(name: str, package: str | None = None) -> object:
+        if name == "cockpit.adapters.prometheus.source":
+            raise ModuleNotFoundError("No module named 'requests'", name="requests")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_requests)
+    with pytest.raises(registry.AdapterLoadError, match=r"pip install 'cockpit\[prometheus\]'"):
+        registry.metrics_source_class("prometheus")

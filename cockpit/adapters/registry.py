@@ -40,6 +40,15 @@ _BUILTIN: dict[str, dict[str, str]] = {
     },
 }
 
+# The built-in adapters whose SDK comes with an extra: a missing import says which to install.
+_EXTRAS = {"cockpit.adapters.docker": "docker", "cockpit.adapters.prometheus": "prometheus"}
+
+
+def _install_hint(module_name: str) -> str:
+    extra = next((e for prefix, e in _EXTRAS.items() if module_name.startswith(prefix)), None)
+    return f" (install it with: pip install 'cockpit[{extra}]')" if extra else ""
+
+
 class UnknownAdapter(LookupError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         super().__init__(f"unknown {kind} {name!r} (known: {', '.join(known) or 'none'})")
@@ -70,7 +79,8 @@ class AdapterRef:
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
-            raise AdapterLoadError(f"{self.describe()}: cannot import {module_name}: {err}") from err
+            hint = _install_hint(module_name) if isinstance(err, ModuleNotFoundError) else ""
+            raise AdapterLoadError(f"{self.describe()}: cannot import {module_name}: {err}{hint}") from err
         try:
             return getattr(module, attribute)
         except AttributeError:
