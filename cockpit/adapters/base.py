@@ -272,6 +272,12 @@ class MetricsSource(abc.ABC):
         :class:`BackendUnavailable`."""
         raise CapabilityMissing(f"the {self.name} metrics source does not run custom queries")
 
+    def render(self, expr: str, track: Track, seconds: float | None) -> str:
+        """``expr`` with the placeholders :meth:`query` would fill for ``track``, as the gate
+        view shows it; ``expr`` unchanged for sources without placeholders. Raises
+        :class:`BackendError` when it cannot be filled."""
+        return expr
+
     def shown_query(self, metric: str, track: Track, seconds: float) -> str:
         """The query behind built-in ``metric`` for ``track`` over ``seconds``, as the gate
         view shows it on demand; "" for sources that compute it themselves."""

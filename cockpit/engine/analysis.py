@@ -193,12 +193,14 @@ def combine(step: int, runs: list[CheckRun]) -> AnalysisView:
 
 def shown_query(check: Check, source: MetricsSource) -> str:
     """The query behind ``check`` for the canary, for the gate view."""
-    if check.query is not None:
-        return check.query
-    assert check.metric is not None
     try:
+        if check.query is not None:
+            return source.render(check.query, Track.CANARY, check.interval)
+        assert check.metric is not None
         return source.shown_query(check.metric, Track.CANARY, check.interval)
     except BackendError:
+        if check.query is not None:
+            return check.query  # as written: the measurements say why it cannot be filled
         return ""  # display only: the measurements say what is wrong with the source
 
 
