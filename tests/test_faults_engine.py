@@ -57,14 +57,16 @@ interval = "50ms"
 count = 2
 {extra}
 """
-UNTIMED = '{ set_weight = 20 }, { pause = {} }, { set_weight = 50 }, { pause = {} }'
+UNTIMED = "{ set_weight = 20 }, { pause = {} }, { set_weight = 50 }, { pause = {} }"
 TIMED = '{ set_weight = 20 }, { pause = { duration = "300ms" } }, { set_weight = 50 }, { pause = {} }'
 ANALYSED = '{ set_weight = 20 }, { analysis = { checks = ["success-rate"] } }, { pause = {} }'
 
 
 def memory_plan(steps: str = UNTIMED, metrics_down: bool = False, extra: str = ""):
     service = f"f{uuid.uuid4().hex[:8]}"
-    text = MEMORY_PLAN.format(service=service, steps=steps, metrics_down=str(metrics_down).lower(), extra=extra)
+    text = MEMORY_PLAN.format(
+        service=service, steps=steps, metrics_down=str(metrics_down).lower(), extra=extra
+    )
     return parse_plan(text)
 
 
@@ -165,7 +167,9 @@ async def test_an_automatic_step_aborts_on_the_health_gate(tmp_path: Path) -> No
         backend = memory_backend(session)
         backend.sick(Track.CANARY, ready=1, problem="replica #2 exited with code 1")
         controller = session.controller("production")
-        await until(lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE)
+        await until(
+            lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE
+        )
         state = controller.state
         assert state.cause is Cause.HEALTH_GATE
         assert state.reason.startswith("health gate: canary 1.1.0 1/2 ready")
@@ -190,7 +194,9 @@ async def test_a_canary_crash_loop_aborts_and_a_partial_canary_shows_at_once(tmp
         observed = [r for r in session.journal.records(env="production") if r.action == "observed"]
         assert [r.detail for r in observed] == [controller.state.warning]  # the journal says so, once
         backend.sick(Track.CANARY, ready=1, crash_loop=True, problem="replica #2 exited 5 times")
-        await until(lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE)
+        await until(
+            lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE
+        )
         assert controller.state.cause is Cause.CRASH_LOOP
         assert "crash-looping: replica #2 exited 5 times" in controller.state.reason
         assert (backend.weight, backend.canary) == (0, None)
@@ -209,6 +215,30 @@ async def test_a_stable_crash_loop_is_degraded_loudly(tmp_path: Path) -> None:
         await until(lambda: controller.state.phase is Phase.DEGRADED, timeout=3.0)
         assert controller.state.cause is Cause.CRASH_LOOP
         assert controller.state.reason == "stable 1.0.0 is crash-looping: replica #1 exited 5 times"
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_canary_that_lands_after_its_rollout_ended_is_shown_and_journaled(tmp_path: Path) -> None:
+    # A deploy whose answer was lost (a timeout) can land on the platform after the abort that
+    # followed it: the cockpit says what it sees instead of showing a clean environment.
+    session = Session(memory_plan(), state_dir=tmp_path, user="ann")
+    try:
+        await paused_at_20(session)
+        controller = session.controller("production")
+        assert (await session.submit("production", Abort())).ok
+        await until(
+            lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE
+        )
+        assert controller.state.warning == ""
+        await memory_backend(session).deploy_canary("1.1.0")  # the late deploy, behind the cockpit's back
+        stray = "canary 1.1.0 runs on the platform though no rollout is on (0% of traffic)"
+        await until(lambda: controller.state.warning == stray, timeout=3.0, what="the stray canary shown")
+        observed = [r.detail for r in session.journal.records(env="production") if r.action == "observed"]
+        assert observed[-1] == stray
+        await memory_backend(session).remove_canary()
+        await until(lambda: controller.state.warning == "", timeout=3.0, what="the warning cleared")
     finally:
         await session.close()
 
@@ -241,7 +271,9 @@ async def test_a_journal_failure_during_automatic_steps_sends_traffic_back(tmp_p
         assert (await session.submit("production", StartRollout("1.1.0"))).ok
         journal.failing = True  # the disk fills up during the timed pause
         controller = session.controller("production")
-        await until(lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE)
+        await until(
+            lambda: controller.state.phase is Phase.ABORTED and controller.state.activity is Activity.IDLE
+        )
         assert controller.state.cause is Cause.JOURNAL_FAILURE
         assert "disk full" in controller.state.reason
         backend = memory_backend(session)
@@ -323,14 +355,40 @@ async def canary_sick(session: Session) -> None:
     [
         ("1.1.0", False, None, 0, "promoted: 1.1.0 serves 100% of production"),
         ("1.2.0", False, None, 3, "aborted: analysis failed: "),
-        ("1.1.0", False, no_canary_traffic, 3, "aborted: aborted by ci: analysis inconclusive; no human in headless"),
+        (
+            "1.1.0",
+            False,
+            no_canary_traffic,
+            3,
+            "aborted: aborted by ci: analysis inconclusive; no human in headless",
+        ),
         # Metrics down past the consecutive error limit: an abort, as Argo's Error (engine/analysis.py).
-        ("1.1.0", True, None, 3, "aborted: analysis failed: success-rate: metrics source failed 5 times in a row"),
+        (
+            "1.1.0",
+            True,
+            None,
+            3,
+            "aborted: analysis failed: success-rate: metrics source failed 5 times in a row",
+        ),
         ("1.2.0", False, FailingAbort(), 1, "degraded (backend-failure): abort failed: the router"),
         ("1.2.0", False, stable_sick_during_analysis, 1, "error: aborted (analysis-failed); traffic is not"),
-        ("1.1.0", False, canary_sick, 1, "aborted (health-gate): aborted by ci: refused by the health gate: canary"),
+        (
+            "1.1.0",
+            False,
+            canary_sick,
+            1,
+            "aborted (health-gate): aborted by ci: refused by the health gate: canary",
+        ),
     ],
-    ids=["promoted", "analysis-failed", "inconclusive", "metrics-down", "failed-abort", "stable-unverified", "health-gate"],
+    ids=[
+        "promoted",
+        "analysis-failed",
+        "inconclusive",
+        "metrics-down",
+        "failed-abort",
+        "stable-unverified",
+        "health-gate",
+    ],
 )
 async def test_headless_exit_codes_come_from_the_cause_and_a_fresh_status(
     tmp_path: Path, version: str, metrics_down: bool, during, code: int, line: str
@@ -380,7 +438,9 @@ async def test_an_interrupted_headless_run_is_journaled_and_reconciled_at_restar
     plan = memory_plan()
     session = Session(plan, state_dir=tmp_path, user="ci")
     # Held at the indefinite pause (without pause_timeout the run would stop there, exit 4).
-    run = asyncio.create_task(run_rollout(session, "production", "1.1.0", out=io.StringIO(), pause_timeout=600))
+    run = asyncio.create_task(
+        run_rollout(session, "production", "1.1.0", out=io.StringIO(), pause_timeout=600)
+    )
     await until(lambda: session.controller("production").state.phase is Phase.PAUSED)
     os.kill(os.getpid(), signal.SIGINT)
     assert await asyncio.wait_for(run, 10) == 130
@@ -476,10 +536,14 @@ async def test_a_dead_canary_is_never_promoted_and_users_see_no_failure(tmp_path
         for command in (Promote(), PromoteFull()):
             result = await session.submit("production", command)
             assert not result.ok and result.cause is Cause.HEALTH_GATE
-            assert result.message.startswith("refused by the health gate: canary 1.1.0 0/2 ready"), result.message
+            assert result.message.startswith("refused by the health gate: canary 1.1.0 0/2 ready"), (
+                result.message
+            )
         state = controller.state
         assert (state.phase, state.stable_version, state.weight) == (Phase.PAUSED, "1.0.0", 20)
-        assert not [r for r in session.journal.records(service=service) if r.outcome == "ok" and "promot" in r.action]
+        assert not [
+            r for r in session.journal.records(service=service) if r.outcome == "ok" and "promot" in r.action
+        ]
         assert refusals(session, "promote") and refusals(session, "promote-full")
         assert all("0/2 ready" in d for d in refusals(session, "promote") + refusals(session, "promote-full"))
         # The router sends the canary's share back to stable when its replicas refuse connections.
@@ -536,7 +600,9 @@ async def test_a_promote_is_0_only_when_the_backend_shows_it(tmp_path: Path) -> 
         assert await verdict(controller, "1.1.0") == (0, "promoted: 1.1.0 serves 100% of production")
         memory_backend(session).stable = "1.0.0"  # changed behind the cockpit's back
         code, line = await verdict(controller, "1.1.0")
-        assert code == 1 and line.startswith("error: 1.1.0 was promoted but is not verified: the backend shows"), line
+        assert code == 1 and line.startswith(
+            "error: 1.1.0 was promoted but is not verified: the backend shows"
+        ), line
     finally:
         await session.close()
 

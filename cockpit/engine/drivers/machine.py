@@ -144,6 +144,14 @@ class MachineDriver(Driver):
                 self._set(turn, "auto")
             if not stable.healthy:
                 warning = describe_track("stable", stable)
+            if canary is not None and s.activity is Activity.IDLE:
+                # No rollout is on, yet the platform runs a canary: a deploy whose answer was
+                # lost (a timeout) can land after the abort that followed it. Said, never hidden.
+                stray = (
+                    f"canary {canary.version} runs on the platform though no rollout is on"
+                    f" ({status.weight}% of traffic)"
+                )
+                warning = f"{warning}; {stray}" if warning else stray
         if warning != s.warning:
             # What the platform shows going wrong (or healing) is part of the record: a pair
             # reading the history later must see the replica that died, not only the outcome.
