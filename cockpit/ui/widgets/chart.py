@@ -128,11 +128,11 @@ def chart_lines(
                 continue
             assert value is not None
             parts.append((BLOCKS[fill], breach_style if breached(value) else style))
-        lines.append(_merge(parts))
+        lines.append(merge_runs(parts))
     return lines
 
 
-def _merge(parts: list[tuple[str, str]]) -> Content:
+def merge_runs(parts: list[tuple[str, str]]) -> Content:
     """One Content per line with runs of the same style joined (fewer spans to paint)."""
     merged: list[tuple[str, str]] = []
     for text, style in parts:

@@ -28,6 +28,7 @@ from cockpit.ui.widgets.chart import (
     bar_eighths,
     bar_glyph,
     limit_mark,
+    merge_runs,
     scale_top,
 )
 
@@ -85,7 +86,11 @@ def gate_chart_lines(
     height = max(1, height)
     if not check.measurements:
         blank = [Content("")] * (height + 1)
-        return [legend(check, names, styles), *blank[:-1], Content.styled("waiting for the first measurement", render.DIM)]
+        return [
+            legend(check, names, styles),
+            *blank[:-1],
+            Content.styled("waiting for the first measurement", render.DIM),
+        ]
     slots = slots_for(width)
     shown = list(check.measurements[-slots:])
     group = _group_width(width - AXIS, slots)
@@ -107,12 +112,12 @@ def gate_chart_lines(
             canary_style = CANARY_STYLE.get(m.outcome, styles[1])
             parts += _cells(m.value, canary_style, bar, row, top, height, line)
             parts.append(((line or " ") * gap, LIMIT_STYLE))
-        lines.append(_merge(parts))
+        lines.append(merge_runs(parts))
     marks: list[tuple[str, str]] = [(" " * AXIS + " " * group * padding, "")]
     for m in shown:
         glyph, style = render.OUTCOME_MARK[m.outcome]
         marks += [(" " * bar, ""), (glyph.ljust(bar + gap), style)]
-    lines.append(_merge(marks))
+    lines.append(merge_runs(marks))
     return lines
 
 
@@ -142,18 +147,6 @@ def _cells(
     if row == 0:  # a measured zero: the baseline, faint
         return [(BLOCKS[1] * width, DIM_STYLE)]
     return [(" " * width, "")]
-
-
-def _merge(parts: list[tuple[str, str]]) -> Content:
-    merged: list[tuple[str, str]] = []
-    for text, style in parts:
-        if not text:
-            continue
-        if merged and merged[-1][1] == style:
-            merged[-1] = (merged[-1][0] + text, style)
-        else:
-            merged.append((text, style))
-    return Content.assemble(*merged)
 
 
 class GateChart(Widget):
