@@ -16,7 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -99,14 +101,33 @@ def demo_command(version: str, port: int, env: str = "test") -> list[str]:
     ]
 
 
+# The demo replicas started by start_demo, by port, with a file holding their stderr: a
+# replica that never answers is then reported with its exit code and its own words.
+_demos: dict[int, tuple[subprocess.Popen[bytes], tempfile._TemporaryFileWrapper[bytes]]] = {}
+
+
 def start_demo(service: str, version: str, port: int, env: str = "test") -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    stderr = tempfile.NamedTemporaryFile(prefix="demo-stderr-", delete=True)  # noqa: SIM115
+    process = subprocess.Popen(
         demo_command(version, port, env),
         env=marker_env(service),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         start_new_session=True,
     )
+    _demos[port] = (process, stderr)
+    return process
+
+
+def demo_report(port: int) -> str:
+    """What the demo started on ``port`` by :func:`start_demo` says of itself."""
+    if port not in _demos:
+        return "no demo was started on that port by start_demo"
+    process, stderr = _demos[port]
+    state = "still running" if process.poll() is None else f"exited with {process.returncode}"
+    stderr.seek(0)
+    said = stderr.read()[-2000:].decode(errors="replace").strip() or "(nothing on stderr)"
+    return f"demo pid {process.pid} {state}; its stderr: {said}"
 
 
 def stop(*popens: subprocess.Popen[bytes]) -> None:
@@ -122,6 +143,10 @@ def stop(*popens: subprocess.Popen[bytes]) -> None:
         for stream in (p.stdout, p.stderr):
             if stream is not None:
                 stream.close()
+        for port, (process, stderr) in list(_demos.items()):
+            if process is p:
+                stderr.close()
+                del _demos[port]
 
 
 class Router:
@@ -176,17 +201,24 @@ class Router:
 
 
 async def wait_http(url: str, timeout: float = 10.0) -> None:
+    """Wait for a 200 from ``url``; a demo started there that exits first fails at once,
+    with its exit code and stderr (a port taken in between, a crash at import...)."""
     deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
+    port = urllib.parse.urlsplit(url).port
+    demo = _demos.get(port) if port is not None else None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
         while True:
             try:
                 async with s.get(url) as r:
                     if r.status == 200:
                         return
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):
                 pass
+            if demo is not None and demo[0].poll() is not None:
+                raise RuntimeError(f"{url} will never answer: {demo_report(port)}")  # type: ignore[arg-type]
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+                extra = f"; {demo_report(port)}" if demo is not None else ""  # type: ignore[arg-type]
+                raise TimeoutError(f"{url} did not answer 200 within {timeout}s{extra}")
             await asyncio.sleep(0.05)
 
 

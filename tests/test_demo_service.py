@@ -214,6 +214,8 @@ async def test_a_demo_session_runs_users_on_each_environment_once_it_is_up(
         users = list(session.traffic.pids)
         stop_users = session.traffic.stop
 
+        production_users = session.traffic.running["production"]
+
         async def stop_and_look() -> None:
             alive_at_stop.extend(procs.alive(pid) for pid in routers.values())
             await stop_users()
@@ -229,6 +231,11 @@ async def test_a_demo_session_runs_users_on_each_environment_once_it_is_up(
         if line.source == "traffic" and line.text.startswith("{")
     ]
     # The users reached production's router and were served by stable, shutdown included.
+    said = [line.text for line in session.logs.buffers["production"].tail(10_000) if line.source == "traffic"]
+    assert len(summaries) == 1, (
+        f"production's users exited with {production_users.process.returncode} and printed"
+        f" {len(summaries)} summaries; their last lines: {said[-15:]}"
+    )
     (summary,) = summaries
     assert summary["sent"] >= 5 and summary["ok"] == summary["sent"] and summary["errors"] == 0, summary
     assert summary["tracks"] == {"stable": summary["sent"]}, summary
