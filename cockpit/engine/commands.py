@@ -74,7 +74,36 @@ class Rollback:
     action: ClassVar[str] = "rollback"
 
 
-Command = StartRollout | Promote | PromoteFull | Pause | Resume | Abort | Retry | SetWeight | Rollback
+@dataclass(frozen=True, slots=True)
+class RunMigration:
+    """Apply the next pending [[migrations]] step here (the migrations screen's "run
+    next"); ``step`` names the one the person saw, so a list that moved meanwhile refuses."""
+
+    step: str | None = None
+    action: ClassVar[str] = "migrate"
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackMigration:
+    """Run the down action of the last applied step here, while it is reversible."""
+
+    step: str | None = None
+    action: ClassVar[str] = "migrate-down"
+
+
+Command = (
+    StartRollout
+    | Promote
+    | PromoteFull
+    | Pause
+    | Resume
+    | Abort
+    | Retry
+    | SetWeight
+    | Rollback
+    | RunMigration
+    | RollbackMigration
+)
 
 
 def capability(command: Command) -> Capability | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cockpit.adapters.base import Capability
 from cockpit.engine.state import Cause, RolloutState
+from cockpit.migrations.api import MigrationsView
 from cockpit.model import BackendStatus, MetricsWindow, TrackStatus
 from cockpit.plan.models import Strategy
 
@@ -46,6 +47,7 @@ class EnvView:
     seq: int = 0  # grows with every change; cheap change detection for the UI
     connected: bool = False  # the backend was started (or attached) at least once
     strategy: str = "canary"  # strategy_kind() of the plan
+    migrations: MigrationsView | None = None  # None: the plan has no [[migrations]]
 
     @property
     def blue_green(self) -> bool:

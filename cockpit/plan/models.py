@@ -11,8 +11,6 @@ import re
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -21,20 +19,13 @@ from pydantic import (
 )
 
 from cockpit import jsonpath
+from cockpit.plan.base import Strict
 from cockpit.plan.conditions import Condition, Unit
+from cockpit.plan.migrations import Database, MigrateStep, Migration
 from cockpit.units import Duration, PositiveDuration, format_duration
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-
-
-class Strict(BaseModel):
-    # strict: "off" is not False and "20" is not 20 - a plan that switches a guard off by a
-    # typo must fail, not coerce. Strict mode still takes a TOML integer where a float is due.
-    # allow_inf_nan: nan compares False with everything, so a nan threshold passes any check.
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True, allow_inf_nan=False
-    )
 
 
 # --------------------------------------------------------------------------- analysis
@@ -312,19 +303,28 @@ class Step(Strict):
     """Run metric checks; Failed aborts, Inconclusive pauses for a human."""
     smoke: SmokeStep | None = None
     """Send the [[smoke]] checks named; any failing aborts the rollout."""
+    migrate: MigrateStep | None = None
+    """Apply the release's pending [[migrations]] of a phase; a failing step stops the
+    rollout with its output, and a retry resumes after the steps already applied."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
-        set_keys = [k for k in ("set_weight", "pause", "analysis", "smoke") if getattr(self, k) is not None]
+        set_keys = [
+            k for k in ("set_weight", "pause", "analysis", "smoke", "migrate") if getattr(self, k) is not None
+        ]
         if len(set_keys) != 1:
             found = ", ".join(set_keys) or "none"
-            raise ValueError(f"a step needs exactly one of set_weight, pause, analysis, smoke (found: {found})")
+            raise ValueError(
+                f"a step needs exactly one of set_weight, pause, analysis, smoke, migrate (found: {found})"
+            )
         return self
 
     @property
     def kind(self) -> str:
         if self.set_weight is not None:
             return "set_weight"
+        if self.migrate is not None:
+            return "migrate"
         return "pause" if self.pause else "smoke" if self.smoke else "analysis"
 
     def describe(self) -> str:
@@ -334,6 +334,8 @@ class Step(Strict):
             return "pause" if self.pause.duration is None else f"pause {self.pause.duration:g}s"
         if self.smoke is not None:
             return "smoke " + ", ".join(self.smoke.checks)
+        if self.migrate is not None:
+            return f"migrate {self.migrate.phase}"
         assert self.analysis is not None
         return "analysis " + ", ".join(self.analysis.checks)
 
@@ -423,6 +425,9 @@ class Environment(Strict):
     backend: Backend
     metrics: Metrics = Field(default_factory=Metrics)
     logs: Logs = Field(default_factory=Logs)
+    database: Database | None = None
+    """Where this environment's [[migrations]] are applied (none: the plan's migrations
+    cannot run here)."""
     strategy: Strategy | None = None
     """This environment's own strategy, replacing the plan's [strategy] here only, e.g.
     pauses that wait for a promote in production where dev and staging pause for 5s."""
@@ -440,7 +445,9 @@ class FreezeWindow(Strict):
     def _not_empty(self) -> FreezeWindow:
         # start == end is a window that never holds: a freeze that silently freezes nothing.
         if self.start == self.end:
-            raise ValueError(f"a freeze window from {self.start} to {self.end} is empty; make start and end differ")
+            raise ValueError(
+                f"a freeze window from {self.start} to {self.end} is empty; make start and end differ"
+            )
         return self
 
 
@@ -467,6 +474,8 @@ class Plan(Strict):
     analysis: Analysis = Field(default_factory=Analysis)
     smoke: list[SmokeCheck] = Field(default_factory=list)
     """HTTP checks smoke steps name (``[[smoke]]`` tables)."""
+    migrations: list[Migration] = Field(default_factory=list)
+    """Schema changes (``[[migrations]]`` tables), applied in this order."""
     guardrails: Guardrails = Field(default_factory=Guardrails)
     secrets: dict[str, str] = Field(default_factory=dict)
     """Named references, ``keyring:service/name`` or ``env:NAME``; never values."""
