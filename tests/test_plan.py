@@ -133,7 +133,7 @@ def test_contradictions_are_errors() -> None:
 
 def test_step_with_two_kinds_is_rejected() -> None:
     (issue,) = issues_of(GOOD.replace("{ set_weight = 20 }", "{ set_weight = 20, pause = {} }"))
-    assert "exactly one of set_weight, pause, analysis, smoke, migrate (found: set_weight, pause)" in issue
+    assert "exactly one of set_weight, pause, analysis, smoke (found: set_weight, pause)" in issue
 
 
 def test_custom_query_needs_a_query_capable_source() -> None:

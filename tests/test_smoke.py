@@ -133,7 +133,7 @@ def test_a_step_is_one_kind() -> None:
         PLAN.replace('{ smoke = { checks = ["home"] } }', '{ smoke = { checks = ["home"] }, set_weight = 5 }')
     )
     assert any(
-        "exactly one of set_weight, pause, analysis, smoke, migrate (found: set_weight, smoke)" in i for i in issue
+        "exactly one of set_weight, pause, analysis, smoke (found: set_weight, smoke)" in i for i in issue
     )
     assert any("smoke.checks" in i for i in issues_of(PLAN.replace('checks = ["home"]', "checks = []")))
 

@@ -1,8 +1,9 @@
 """Database migrations in the plan: where each environment's database is, and the ordered
 expand/contract steps of each release (pgroll's and reshape's model).
 
-``expand`` steps are applied before the release's version takes any traffic; ``contract``
-steps only once it holds 100 % and no process of an older version is left. The plan holds
+``expand`` steps are applied at the start of a rollout, before the release's version is
+deployed at all; ``contract`` steps only once it holds 100 % and no process of an older
+version is left. The plan holds
 names of ``[secrets]`` entries, never a password.
 """
 
@@ -34,6 +35,10 @@ class Database(Strict):
     this instead of queueing every query of the live service behind it."""
     statement_timeout: PositiveDuration = 60.0
     """Default ``statement_timeout`` of every SQL step."""
+    contract: Literal["manual", "after-promote"] = "manual"
+    """When the release's contract steps run here: from the migrations screen (or
+    ``cockpit migrate``) once the guard allows it, or on their own right after a promote
+    has left the new version alone at 100 %."""
 
 
 class MigrationAction(Strict):
@@ -103,10 +108,3 @@ class Migration(Strict):
     @property
     def reversible(self) -> bool:
         return self.down is not None and not self.irreversible
-
-
-class MigrateStep(Strict):
-    phase: Phase = "expand"
-    """Apply the release's pending steps of this phase here (contract waits for 100 % and no
-    old version running; a plan usually ends its canary steps with it, or runs it from
-    the migrations screen later)."""

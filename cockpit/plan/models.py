@@ -21,7 +21,7 @@ from pydantic import (
 from cockpit import jsonpath
 from cockpit.plan.base import Strict
 from cockpit.plan.conditions import Condition, Unit
-from cockpit.plan.migrations import Database, MigrateStep, Migration
+from cockpit.plan.migrations import Database, Migration
 from cockpit.units import Duration, PositiveDuration, format_duration
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
@@ -303,19 +303,14 @@ class Step(Strict):
     """Run metric checks; Failed aborts, Inconclusive pauses for a human."""
     smoke: SmokeStep | None = None
     """Send the [[smoke]] checks named; any failing aborts the rollout."""
-    migrate: MigrateStep | None = None
-    """Apply the release's pending [[migrations]] of a phase; a failing step stops the
-    rollout with its output, and a retry resumes after the steps already applied."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
-        set_keys = [
-            k for k in ("set_weight", "pause", "analysis", "smoke", "migrate") if getattr(self, k) is not None
-        ]
+        set_keys = [k for k in ("set_weight", "pause", "analysis", "smoke") if getattr(self, k) is not None]
         if len(set_keys) != 1:
             found = ", ".join(set_keys) or "none"
             raise ValueError(
-                f"a step needs exactly one of set_weight, pause, analysis, smoke, migrate (found: {found})"
+                f"a step needs exactly one of set_weight, pause, analysis, smoke (found: {found})"
             )
         return self
 
@@ -323,8 +318,6 @@ class Step(Strict):
     def kind(self) -> str:
         if self.set_weight is not None:
             return "set_weight"
-        if self.migrate is not None:
-            return "migrate"
         return "pause" if self.pause else "smoke" if self.smoke else "analysis"
 
     def describe(self) -> str:
@@ -334,8 +327,6 @@ class Step(Strict):
             return "pause" if self.pause.duration is None else f"pause {self.pause.duration:g}s"
         if self.smoke is not None:
             return "smoke " + ", ".join(self.smoke.checks)
-        if self.migrate is not None:
-            return f"migrate {self.migrate.phase}"
         assert self.analysis is not None
         return "analysis " + ", ".join(self.analysis.checks)
 
