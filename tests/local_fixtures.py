@@ -181,7 +181,7 @@ class Router:
         ):
             return r.status, await r.json()
 
-    async def wait_ready(self, timeout: float = 10.0) -> None:
+    async def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -200,7 +200,7 @@ class Router:
         return state
 
 
-async def wait_http(url: str, timeout: float = 10.0) -> None:
+async def wait_http(url: str, timeout: float = 30.0) -> None:
     """Wait for a 200 from ``url``; a demo started there that exits first fails at once,
     with its exit code and stderr (a port taken in between, a crash at import...)."""
     deadline = time.monotonic() + timeout
