@@ -206,3 +206,20 @@ async def test_wrong_password_is_a_clear_unavailable(postgres_db: PgDatabase) ->
     text = str(err.value)
     assert "password authentication failed" in text and postgres_db.url.split("/")[2] in text
     assert "Wr0ng-Secret-Value" not in text and postgres_db.password not in text
+
+
+@pytest.mark.asyncio
+async def test_server_down_is_a_clear_unavailable() -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = open_target(
+        Database(url=f"postgresql://cockpit@127.0.0.1:{port}/shop"),
+        service="s", env="e", state_dir="/", secret=str,
+    )  # fmt: skip
+    with pytest.raises(
+        DatabaseUnavailable, match=rf"postgresql://cockpit@127.0.0.1:{port}/shop cannot be reached: .*refused"
+    ):
+        await t.records()
