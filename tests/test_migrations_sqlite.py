@@ -142,7 +142,7 @@ async def test_lock_held_names_holder_and_runs_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_blocked_step_fails_within_lock_timeout(tmp_path: Path) -> None:
-    t = target(tmp_path, lock_timeout=0.3)
+    t = target(tmp_path)  # the database's default is 2 s: the step's own 0.3 s must win
     await t.records()  # creates the file and its record table
     other = sqlite3.connect(tmp_path / "staging.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # a writer that holds the database
