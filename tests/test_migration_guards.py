@@ -29,8 +29,8 @@ LATER = step("add-notes", "1.10.0", "expand")
 STEPS = [EXPAND, EXPAND2, CONTRACT, LATER]
 
 
-def rec(name: str, state: StepState, at: float = 1.0, by: str = "") -> StepRecord:
-    return StepRecord(name, "expand", "1.1.0", state, "c", at, at + 0.5, by=by)
+def rec(name: str, state: StepState, at: float = 1.0, by: str = "", tx: bool = True) -> StepRecord:
+    return StepRecord(name, "expand", "1.1.0", state, "c", at, at + 0.5, by=by, transaction=tx)
 
 
 def status(stable: str | None, canary: str | None = None, replicas: int = 2) -> BackendStatus:
@@ -56,9 +56,14 @@ def test_expand_due_follows_release_order_and_records() -> None:
     assert g.expand_due(STEPS, {}, "1.10.0") == [EXPAND, EXPAND2, LATER]
     assert g.expand_due(STEPS, {}, "1.0.0") == []
     assert g.expand_due(STEPS, APPLIED_EXPANDS, "1.1.0") == []
-    failed = {"orders-full-name": rec("orders-full-name", StepState.FAILED)}
+    failed = {"orders-full-name": rec("orders-full-name", StepState.FAILED, tx=False)}
     assert g.deploy_refusal(STEPS, failed, "1.1.0") == (
         "expand 'orders-full-name' of 1.1.0 is failed (and 1 more): 1.1.0 cannot be deployed before it"
+    )
+    # A failed run inside a transaction left nothing: pending again.
+    rolled = {"orders-full-name": rec("orders-full-name", StepState.FAILED)}
+    assert g.deploy_refusal(STEPS, rolled, "1.1.0") == (
+        "expand 'orders-full-name' of 1.1.0 is pending (and 1 more): 1.1.0 cannot be deployed before it"
     )
     assert g.deploy_refusal(STEPS, APPLIED_EXPANDS, "1.1.0") is None
 
@@ -94,7 +99,7 @@ def test_steps_run_in_plan_order_and_records_decide() -> None:
     interrupted = {"orders-full-name": rec("orders-full-name", StepState.INTERRUPTED)}
     assert g.up_refusal(EXPAND, STEPS, seen(interrupted, None)) is None
     loose = step("concurrent-index", "1.1.0", "expand", tx=False)
-    why = g.up_refusal(loose, [loose], seen({"concurrent-index": rec("concurrent-index", StepState.INTERRUPTED)}, None))
+    why = g.up_refusal(loose, [loose], seen({"concurrent-index": rec("concurrent-index", StepState.INTERRUPTED, tx=False)}, None))
     assert why is not None and "--resolve concurrent-index applied|pending" in why
 
 

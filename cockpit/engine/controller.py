@@ -420,8 +420,7 @@ class EnvironmentController:
                     state, self._status_now, expected=command.step, reason=reason
                 )
         self.changed()
-        failed = outcome.ran and not outcome.ok
-        return ActionResult(outcome.ok, outcome.message, Cause.MIGRATION_FAILED if failed else None)
+        return ActionResult(outcome.ok, outcome.message, Cause.MIGRATION_FAILED if outcome.failed else None)
 
     def refuse(self, action: str, reason: str, message: str) -> ActionResult:
         """A refused command: journaled (quietly) and reported, nothing changed."""

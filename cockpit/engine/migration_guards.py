@@ -28,7 +28,8 @@ from cockpit.plan.migrations import Migration
 
 Records = Mapping[str, StepRecord]
 
-# States from which ``up`` may run: nothing of the step is in the database.
+# Settled states from which ``up`` may run (a FAILED step without a transaction may have
+# left part of it: its own SQL is expected to say IF NOT EXISTS, as the runner lets it run).
 RUNNABLE = (StepState.PENDING, StepState.FAILED, StepState.ROLLED_BACK)
 
 
@@ -45,15 +46,15 @@ class Observed:
 
 
 def state_of(step: Migration, records: Records) -> StepState:
+    """The state the guards go by (:attr:`StepRecord.settled`): a run that failed or was
+    interrupted inside a transaction left nothing, so it counts as before it started."""
     record = records.get(step.name)
-    return StepState.PENDING if record is None else record.state
+    return StepState.PENDING if record is None else record.settled
 
 
 def is_pending(step: Migration, records: Records) -> bool:
-    """``up`` may run: never applied, failed, rolled back, or interrupted while in a
-    transaction (nothing of it stayed)."""
-    state = state_of(step, records)
-    return state in RUNNABLE or (state is StepState.INTERRUPTED and step.transaction)
+    """``up`` may run: never applied, failed, rolled back (nothing of it is left)."""
+    return state_of(step, records) in RUNNABLE
 
 
 def is_applied(step: Migration, records: Records) -> bool:
@@ -105,7 +106,7 @@ def _record_refusal(step: Migration, records: Records) -> str | None:
     if state is StepState.RUNNING:
         by = f" by {record.by}" if record is not None and record.by else ""
         return f"{describe(step)} is running now{by}"
-    if state is StepState.INTERRUPTED and not step.transaction:
+    if state is StepState.INTERRUPTED:
         return (
             f"{describe(step)} was interrupted outside a transaction: its effect is unknown;"
             f" check the database, then `cockpit migrate --resolve {step.name} applied|pending`"

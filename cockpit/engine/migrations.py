@@ -78,6 +78,7 @@ class StepOutcome:
     message: str
     ran: bool = False
     step: str | None = None
+    failed: bool = False  # a failure (the step failed, the database is unreachable), not a refusal
 
 
 def _default_opener() -> Opener:
@@ -227,7 +228,9 @@ class MigrationsController:
     def _step_view(self, step: Migration) -> StepView:
         record = self.records.get(step.name)
         running = step.name == self.running
-        state = StepState.RUNNING if running else guards.state_of(step, self.records)
+        # The screen shows what happened (failed, interrupted); the guards go by the settled state.
+        recorded = StepState.PENDING if record is None else record.state
+        state = StepState.RUNNING if running else recorded
         output = "\n".join(self.live) if running else (record.output if record else "")
         return StepView(
             name=step.name,
@@ -272,7 +275,7 @@ class MigrationsController:
             try:
                 seen = await self.observe(rollout, status)
             except MigrationError as err:
-                return self._refused("migrate", reason, f"the database cannot be read: {redact(str(err))}")
+                return self._unreadable("migrate", reason, err, user)
             choice = guards.next_up(self.steps, seen, phase)
             if choice.step is None or choice.refused:
                 return self._refused("migrate", reason, choice.refused or "nothing to run")
@@ -295,7 +298,7 @@ class MigrationsController:
             try:
                 seen = await self.observe(rollout, status)
             except MigrationError as err:
-                return self._refused("migrate-down", reason, f"the database cannot be read: {redact(str(err))}")
+                return self._unreadable("migrate-down", reason, err, user)
             choice = guards.rollback_choice(self.steps, seen)
             if choice.step is None or choice.refused:
                 return self._refused("migrate-down", reason, choice.refused or "nothing to roll back")
@@ -361,9 +364,7 @@ class MigrationsController:
                 try:
                     seen = await self.observe(rollout, status)
                 except MigrationError as err:
-                    outcomes.append(
-                        self._refused("migrate", "", f"the database cannot be read: {redact(str(err))}", user)
-                    )
+                    outcomes.append(self._unreadable("migrate", "after promote", err, user))
                     break
                 if guards.is_applied(step, seen.records):
                     continue
@@ -398,6 +399,11 @@ class MigrationsController:
             return StepOutcome(True, message, ran=True, step=name)
 
     # ------------------------------------------------------------------ internals
+
+    def _unreadable(self, action: str, reason: str, err: Exception, user: str | None) -> StepOutcome:
+        why = f"the database cannot be read: {redact(str(err))}"
+        unwritten = self.journal(action, "failed", reason=reason, detail=why, user=user)
+        return StepOutcome(False, why + (f" (and the journal failed: {unwritten})" if unwritten else ""), failed=True)
 
     def _refused(self, action: str, reason: str, why: str, user: str | None = None) -> StepOutcome:
         unwritten = self.journal(action, "refused", reason=reason, detail=why, user=user)
@@ -454,7 +460,7 @@ class MigrationsController:
         elapsed = (self.clock.monotonic() - began) * 1000
         unwritten = self.journal(action, outcome, reason=reason, detail=message, duration_ms=elapsed, user=user)
         suffix = f" (and the journal failed: {unwritten})" if unwritten else ""
-        return StepOutcome(False, message + suffix, ran=ran, step=step.name)
+        return StepOutcome(False, message + suffix, ran=ran, step=step.name, failed=outcome == "failed")
 
     def _finished(self, action: str, reason: str, user: str | None, step: Migration, run: StepRun) -> StepOutcome:
         took = f"{run.duration:.2f}s"
@@ -472,5 +478,5 @@ class MigrationsController:
             action, outcome, reason=reason, detail=detail, duration_ms=run.duration * 1000, user=user
         )
         suffix = f" (and the journal failed: {unwritten})" if unwritten else ""
-        return StepOutcome(run.ok, detail + suffix, ran=True, step=step.name)
+        return StepOutcome(run.ok, detail + suffix, ran=True, step=step.name, failed=not run.ok)
 
