@@ -532,6 +532,9 @@ def check(plan_path: str) -> None:
     from cockpit.gate_report import check_promql
 
     lines, ok = check_promql(plan)
+    from cockpit.migrations.lint import report as migration_report
+
+    lines += migration_report(plan.migrations, Path(plan_path).parent)
     for line in lines:
         click.echo(line)
     if not ok:
