@@ -398,3 +398,28 @@ async def test_no_database_and_no_migrations_are_said(state_dir: Path, tmp_path:
         assert session.view("production").migrations is None
     finally:
         await session.close()
+
+
+@pytest.mark.asyncio
+async def test_view_carries_records_and_lint_findings(state_dir: Path, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "shop.db")
+    session = await started(make_plan(db), state_dir)
+    try:
+        controller = session.controller("production")
+        migrations = controller.migrations
+        assert migrations is not None
+        await until(lambda: migrations.refreshed and (migrations.lint or migrations.lint_error), what="linted")
+        view = session.view("production").migrations
+        assert view is not None and view.database == f"sqlite://{db}"
+        assert [s.name for s in view.steps] == ["orders-full-name", "orders-audit", "drop-customer"]
+        assert view.next_step == "orders-full-name" and view.next_refused is None
+        assert view.rollback_refused == "no step is applied on production"
+        if view.lint_error is not None:  # squawk is not installed here: said, not a silent pass
+            assert "pip install squawk-cli" in view.lint_error
+        else:
+            # Dropping a column is what squawk warns about, on the step that does it.
+            drop = next(s for s in view.steps if s.name == "drop-customer")
+            assert any(f.rule == "ban-drop-column" for f in drop.lint), drop.lint
+            assert {f.step for f in view.findings} >= {"drop-customer"}
+    finally:
+        await session.close()

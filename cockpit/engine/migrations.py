@@ -109,6 +109,7 @@ class MigrationsController:
         user: str,
         opener: Opener | None = None,
         changed: Callable[[], None] = lambda: None,
+        plan_dir: Path | None = None,
     ) -> None:
         self.steps = tuple(steps)
         self.database = database
@@ -121,6 +122,7 @@ class MigrationsController:
         self.user = user
         self.by = f"{user}@{socket.gethostname()}"
         self._opener = opener
+        self.plan_dir = plan_dir  # where relative ``file`` actions are read from
         self._changed = changed
         self._target: MigrationTarget | None = None
         self.records: dict[str, StepRecord] = {}
@@ -143,7 +145,12 @@ class MigrationsController:
         if self._target is None:
             try:
                 self._target = (self._opener or _default_opener())(
-                    self.database, service=self.service, env=self.env, state_dir=self.state_dir, secret=self.secret
+                    self.database,
+                    service=self.service,
+                    env=self.env,
+                    state_dir=self.state_dir,
+                    secret=self.secret,
+                    plan_dir=self.plan_dir,
                 )
             except MigrationError:
                 raise
@@ -167,6 +174,18 @@ class MigrationsController:
             log.exception("%s: reading the migration records failed", self.env)
             self.error = redact(f"{type(err).__name__}: {err}")
         self.refreshed = True
+        self._changed()
+
+    async def run_lint(self) -> None:
+        """squawk's findings on the steps' SQL, once (the plan does not change while the
+        cockpit runs). squawk missing or failing is said in the view, never a silent pass."""
+        from cockpit.migrations.lint import lint_steps
+
+        try:
+            self.lint = tuple(await asyncio.to_thread(lint_steps, self.steps, self.plan_dir))
+            self.lint_error = None
+        except MigrationError as err:
+            self.lint, self.lint_error = (), redact(str(err))
         self._changed()
 
     @property
