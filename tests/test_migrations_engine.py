@@ -20,6 +20,7 @@ from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.migrations.api import StepState
 from cockpit.plan import parse_plan
 from tests.memory_backend import MemoryBackend
+from tests.postgres_fixtures import postgres_db, postgres_server  # noqa: F401
 
 # 1.1.0 renames orders.customer to customer_name the expand/contract way.
 STEPS = """
@@ -421,5 +422,88 @@ async def test_view_carries_records_and_lint_findings(state_dir: Path, tmp_path:
             drop = next(s for s in view.steps if s.name == "drop-customer")
             assert any(f.rule == "ban-drop-column" for f in drop.lint), drop.lint
             assert {f.step for f in view.findings} >= {"drop-customer"}
+    finally:
+        await session.close()
+
+
+PG_PLAN = """
+[service]
+name = "{service}"
+
+[[environments]]
+name = "production"
+initial_version = "1.0.0"
+  [environments.backend]
+  adapter = "memory"
+  [environments.database]
+  url = "{url}"
+  password = "pg"
+  contract = "after-promote"
+  lock_timeout = "500ms"
+
+[strategy.canary]
+steps = [{{ set_weight = 50 }}, {{ pause = {{}} }}]
+
+[secrets]
+pg = "env:COCKPIT_TEST_PG_PASSWORD_B"
+
+[[migrations]]
+name = "orders-full-name"
+release = "1.1.0"
+phase = "expand"
+up = {{ sql = "ALTER TABLE orders ADD COLUMN customer_name text; UPDATE orders SET customer_name = customer;" }}
+down = {{ sql = "ALTER TABLE orders DROP COLUMN customer_name;" }}
+
+[[migrations]]
+name = "drop-customer"
+release = "1.1.0"
+phase = "contract"
+irreversible = true
+up = {{ sql = "ALTER TABLE orders DROP COLUMN customer;" }}
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_release_on_postgresql(state_dir: Path, postgres_db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expand before the canary, contract refused while 1.0.0 runs then run by itself after
+    the promote, roll back refused after it; the password from [secrets], never journaled."""
+    monkeypatch.setenv("COCKPIT_TEST_PG_PASSWORD_B", postgres_db.password)
+    with postgres_db.connect() as conn:
+        conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, customer text)")
+        conn.execute("INSERT INTO orders (customer) VALUES ('ann')")
+
+    def pg_columns() -> set[str]:
+        with postgres_db.connect() as conn:
+            rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'orders'")
+            return {r[0] for r in rows.fetchall()}
+
+    plan = parse_plan(PG_PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", url=postgres_db.url))
+    session = await started(plan, state_dir)
+    try:
+        controller = session.controller("production")
+        mem = backend(session)
+        at_deploy: list[set[str]] = []
+        deploy = mem.deploy_canary
+
+        async def watching_deploy(version: str) -> None:
+            at_deploy.append(pg_columns())
+            await deploy(version)
+
+        mem.deploy_canary = watching_deploy  # type: ignore[method-assign]
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
+        await until(lambda: controller.state.phase is Phase.PAUSED, what="paused at 50%")
+        assert at_deploy == [{"id", "customer", "customer_name"}]
+        refused = await session.submit("production", RunMigration())
+        assert not refused.ok and "a rollout of 1.1.0 is in progress" in refused.message
+        assert (await session.submit("production", Promote())).ok
+        await until(lambda: "customer" not in pg_columns(), what="contract after the promote")
+        await until(lambda: journal(session, "migrate")[-1][1] == "ok", what="contract journaled")
+        undo = await session.submit("production", RollbackMigration())
+        assert not undo.ok and undo.message.endswith("is irreversible: it cannot be rolled back")
+        view = session.view("production").migrations
+        assert view is not None and view.database == postgres_db.url
+        everything = " ".join(r.detail + r.reason for r in session.journal.records(limit=1000))
+        assert postgres_db.password not in everything
     finally:
         await session.close()
