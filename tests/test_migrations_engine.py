@@ -20,7 +20,9 @@ from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.migrations.api import StepState
 from cockpit.plan import parse_plan
 from tests.memory_backend import MemoryBackend
-from tests.postgres_fixtures import postgres_db, postgres_server  # noqa: F401
+from tests.postgres_fixtures import PgDatabase
+
+pytest_plugins = ["tests.postgres_fixtures"]  # postgres_db: a fresh database per test
 
 # 1.1.0 renames orders.customer to customer_name the expand/contract way.
 STEPS = """
@@ -367,10 +369,14 @@ async def test_two_sessions_racing_for_one_step_run_it_once(state_dir: Path, tmp
         assert sorted(r.ok for r in results) == [False, True], [r.message for r in results]
         winner = "ann" if results[0].ok else "bob"
         loser = next(r for r in results if not r.ok)
-        # It found the lock held, and says who holds it (or, coming in after, the step applied).
+        # It found the lock held (or the record running) and says who holds it; or, reading the records after the
+        # winner's step ended, it found the step applied (the list moved on): nothing ran twice.
         assert (
             loser.message.startswith("another cockpit is migrating sqlite:///") and f"cockpit {winner}@" in loser.message
-        ) or "is already applied" in loser.message, loser.message
+        ) or loser.message.startswith(f"expand 'orders-full-name' of 1.1.0 is running now by {winner}@") or loser.message in (
+            "expand 'orders-full-name' of 1.1.0 is already applied",
+            "the next step is now 'orders-audit', not 'orders-full-name': look again",
+        ), loser.message
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM big").fetchone() == (400000,)
         ran = [s for s in (one, two) if any(o == "ok" for _, o, _ in journal(s, "migrate"))]
@@ -465,7 +471,7 @@ up = {{ sql = "ALTER TABLE orders DROP COLUMN customer;" }}
 
 @pytest.mark.postgres
 @pytest.mark.asyncio
-async def test_release_on_postgresql(state_dir: Path, postgres_db, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_release_on_postgresql(state_dir: Path, postgres_db: PgDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
     """Expand before the canary, contract refused while 1.0.0 runs then run by itself after
     the promote, roll back refused after it; the password from [secrets], never journaled."""
     monkeypatch.setenv("COCKPIT_TEST_PG_PASSWORD_B", postgres_db.password)
@@ -507,3 +513,21 @@ async def test_release_on_postgresql(state_dir: Path, postgres_db, monkeypatch: 
         assert postgres_db.password not in everything
     finally:
         await session.close()
+
+
+@pytest.mark.asyncio
+async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(
+    state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cockpit.headless import EXIT_ERROR, EXIT_OK, run_rollout
+
+    db = make_db(tmp_path / "broken.db", audit=False)
+    session = Session(make_plan(db), state_dir=state_dir / "one", user="ci")
+    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30) == EXIT_ERROR
+    said = capsys.readouterr().out
+    assert "aborted (migration-failed): expand failed: " in said and "no such table: audit" in said
+
+    db = make_db(tmp_path / "shop.db")
+    session = Session(make_plan(db), state_dir=state_dir / "two", user="ci")
+    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30) == EXIT_OK
+    assert columns(db) == {"id", "customer", "customer_name"}  # contract = "manual": not run
