@@ -531,3 +531,47 @@ async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(
     session = Session(make_plan(db), state_dir=state_dir / "two", user="ci")
     assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30) == EXIT_OK
     assert columns(db) == {"id", "customer", "customer_name"}  # contract = "manual": not run
+
+
+@pytest.mark.asyncio
+async def test_command_steps_run_as_a_task_where_the_backend_has_one(
+    state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend with ``run_task`` (Docker) runs a step's command in a one-off workload of
+    the step's release; a task that fails fails the step with its last lines."""
+    from types import SimpleNamespace
+
+    from cockpit.adapters.base import BackendError
+
+    tasks: list[tuple[str, list[str], dict]] = []
+
+    async def run_task(self, version, command, *, name="task", env=None, timeout=600.0, on_line=None):
+        tasks.append((version, list(command), dict(env or {})))
+        if "--fail" in command:
+            # As Docker's TaskFailed: a BackendError carrying the task's exit code and last lines.
+            err = BackendError("task migrate (1.1.0) exited with code 3")
+            err.result = SimpleNamespace(exit_code=3, tail=("boom: no table",))  # type: ignore[attr-defined]
+            raise err
+        return SimpleNamespace(exit_code=0, tail=("migrated 1 table",))
+
+    monkeypatch.setattr(MemoryBackend, "run_task", run_task, raising=False)
+    db = make_db(tmp_path / "shop.db")
+    text = PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", db=db, contract="manual", protected="false")
+    text = text.replace(
+        'up = { sql = "ALTER TABLE orders ADD COLUMN customer_name TEXT; UPDATE orders SET customer_name = customer;" }',
+        'up = { command = ["/nowhere/migrate", "up", "{version}"], env = { MODE = "{env}" } }',
+    ).replace(
+        'up = { sql = "INSERT INTO audit (what) VALUES (\'1.1.0\');" }',
+        'up = { command = ["/nowhere/migrate", "--fail"] }',
+    )
+    session = Session(parse_plan(text), state_dir=state_dir)
+    try:
+        ok = await session.submit("production", RunMigration())
+        assert ok.ok, ok.message
+        assert tasks[0] == ("1.1.0", ["/nowhere/migrate", "up", "1.1.0"], {"MODE": "production"})
+        assert "migrated 1 table" in ok.message
+        failed = await session.submit("production", RunMigration())
+        assert not failed.ok and failed.cause is Cause.MIGRATION_FAILED
+        assert "exited with code 3" in failed.message and "boom: no table" in failed.message
+    finally:
+        await session.close()

@@ -87,6 +87,8 @@ class EnvironmentController:
                 user=user,
                 changed=self.changed,
                 plan_dir=plan_dir,
+                # Docker runs a step's command in a one-off container of the release's image.
+                task_runner=backend if callable(getattr(backend, "run_task", None)) else None,  # type: ignore[arg-type]
             )
         self._migrations_task: asyncio.Task[None] | None = None
         self.driver: Driver = driver_class(backend.capabilities, backend.name)(self)
