@@ -575,3 +575,32 @@ async def test_command_steps_run_as_a_task_where_the_backend_has_one(
         assert "exited with code 3" in failed.message and "boom: no table" in failed.message
     finally:
         await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_platform_that_walks_the_steps_gets_the_rollout_only_after_expand(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    from cockpit.adapters import memory_platform
+
+    memory_platform.register()
+    db = make_db(tmp_path / "shop.db", audit=False)
+    text = PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", db=db, contract="manual", protected="false")
+    session = await started(parse_plan(text.replace('adapter = "memory"', 'adapter = "memory-platform"')), state_dir)
+    try:
+        controller = session.controller("production")
+        result = await session.submit("production", StartRollout("1.1.0"))
+        assert not result.ok and result.cause is Cause.MIGRATION_FAILED
+        assert result.message.startswith("expand failed: expand 'orders-audit' of 1.1.0 failed after ")
+        assert "nothing was deployed" in result.message
+        assert controller.state.phase is Phase.HEALTHY and controller.poll.status is not None
+        assert (await controller.backend.status()).canary is None
+        assert ("rollout", "failed") in [(a, o) for a, o, _ in journal(session, "rollout")]
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE audit (what TEXT)")
+        result = await session.submit("production", StartRollout("1.1.0"))
+        assert result.ok, result.message
+        assert columns(db) == {"id", "customer", "customer_name"}
+        await until(lambda: controller.state.in_rollout, what="the platform took the rollout")
+    finally:
+        await session.close()
