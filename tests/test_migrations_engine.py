@@ -20,7 +20,9 @@ from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.migrations.api import StepState
 from cockpit.plan import parse_plan
 from tests.memory_backend import MemoryBackend
-from tests.postgres_fixtures import PgDatabase
+
+pytest.register_assert_rewrite("tests.postgres_fixtures")
+from tests.postgres_fixtures import PgDatabase  # noqa: E402
 
 pytest_plugins = ["tests.postgres_fixtures"]  # postgres_db: a fresh database per test
 
