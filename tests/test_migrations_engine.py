@@ -607,3 +607,29 @@ async def test_a_platform_that_walks_the_steps_gets_the_rollout_only_after_expan
         await until(lambda: controller.state.in_rollout, what="the platform took the rollout")
     finally:
         await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_database_that_cannot_be_reached_is_shown_and_stops_the_rollout(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COCKPIT_TEST_PG_PASSWORD_B", "not-the-password-x9")
+    url = "postgresql://cockpit@127.0.0.1:1/shop"  # nothing listens on port 1
+    session = await started(parse_plan(PG_PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", url=url)), state_dir)
+    try:
+        controller = session.controller("production")
+        migrations = controller.migrations
+        assert migrations is not None
+        await until(lambda: migrations.error is not None, what="the read failed")
+        view = session.view("production").migrations
+        assert view is not None and view.database == url and view.error
+        assert view.next_refused == f"the database cannot be read: {view.error}"
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
+        await until(lambda: controller.state.phase is Phase.ABORTED, what="stopped")
+        assert controller.state.cause is Cause.MIGRATION_FAILED
+        assert "the database cannot be read" in controller.state.reason
+        assert backend(session).canary is None
+        everything = " ".join(r.detail + r.reason for r in session.journal.records(limit=1000))
+        assert "not-the-password-x9" not in everything + controller.state.reason + view.error
+    finally:
+        await session.close()
