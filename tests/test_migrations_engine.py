@@ -633,3 +633,43 @@ async def test_a_database_that_cannot_be_reached_is_shown_and_stops_the_rollout(
         assert "not-the-password-x9" not in everything + controller.state.reason + view.error
     finally:
         await session.close()
+
+
+@pytest.mark.asyncio
+async def test_contract_after_promote_waits_for_the_old_version_to_drain(state_dir: Path, tmp_path: Path) -> None:
+    from dataclasses import replace as change
+
+    from cockpit.model import TrackStatus
+
+    db = make_db(tmp_path / "shop.db")
+    session = await started(make_plan(db, contract="after-promote"), state_dir)
+    try:
+        controller = session.controller("production")
+        mem = backend(session)
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
+        await until(lambda: controller.state.phase is Phase.PAUSED, what="paused")
+        status = mem.status
+        draining_until = [0.0]
+
+        async def draining_status():
+            # The old version's replicas still finish their requests for a moment.
+            seen = await status()
+            if time.monotonic() < draining_until[0]:
+                return change(seen, canary=TrackStatus("1.0.0", 2, 2))
+            return seen
+
+        promote = mem.promote_canary
+
+        async def promote_and_drain() -> None:
+            await promote()
+            draining_until[0] = time.monotonic() + 1.5
+
+        mem.status = draining_status  # type: ignore[method-assign]
+        mem.promote_canary = promote_and_drain  # type: ignore[method-assign]
+        promoted = time.monotonic()
+        assert (await session.submit("production", Promote())).ok
+        await until(lambda: "customer" not in columns(db), what="contract once 1.0.0 is gone")
+        assert time.monotonic() - promoted >= 1.4  # not while 1.0.0 still ran
+        assert not [e for e in journal(session, "migrate") if e[1] == "refused"]
+    finally:
+        await session.close()
