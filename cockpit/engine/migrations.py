@@ -231,6 +231,9 @@ class MigrationsController:
             self.lint_error = None
         except MigrationError as err:
             self.lint, self.lint_error = (), redact(str(err))
+        except Exception as err:  # the linter's own bug: said in the view, never a dead watch
+            log.exception("%s: linting the migrations failed", self.env)
+            self.lint, self.lint_error = (), redact(f"the lint failed: {type(err).__name__}: {err}")
         self._changed()
 
     @property
