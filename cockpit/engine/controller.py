@@ -16,24 +16,29 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
-from cockpit.engine.commands import Command
-from cockpit.engine.drivers import Driver, GateRefused, driver_class
+from cockpit.engine.commands import Command, Retry, RollbackMigration, RunMigration, StartRollout
+from cockpit.engine.drivers import Driver, GateRefused, MachineDriver, driver_class
 from cockpit.engine.machine import Refused
+from cockpit.engine.migrations import MigrationsController
 from cockpit.engine.polling import Poller, PollState, backoff
 from cockpit.engine.state import Cause, Revision, RolloutState
 from cockpit.engine.store import JournalWriteError, Store
 from cockpit.engine.views import BLUE_GREEN, ActionResult, EnvView, describe_track, strategy_kind
-from cockpit.model import Track
+from cockpit.migrations.api import MigrationsView
+from cockpit.model import BackendStatus, Track
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
 
 __all__ = ["ActionResult", "EnvView", "EnvironmentController", "TransitionListener", "describe_track"]
 
 log = logging.getLogger(__name__)
+
+MIGRATIONS_REFRESH = 5.0  # seconds between two reads of the migration records (for the view)
 
 TransitionListener = Callable[[str, str, RolloutState], None]
 
@@ -57,6 +62,9 @@ class EnvironmentController:
         user: str,
         on_transition: TransitionListener | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        state_dir: Path | None = None,
+        secret: Callable[[str], str] | None = None,
+        plan_dir: Path | None = None,
     ) -> None:
         self.plan = plan
         self.env = env
@@ -65,6 +73,24 @@ class EnvironmentController:
         self.journal = journal
         self.user = user
         self.clock = clock
+        self.migrations: MigrationsController | None = None
+        if plan.migrations and env.database is not None:
+            self.migrations = MigrationsController(
+                plan.migrations,
+                env.database,
+                env=env.name,
+                service=plan.service.name,
+                state_dir=state_dir or Path.cwd(),
+                secret=secret or _no_secrets,
+                journal=self.journal_quietly,
+                clock=clock,
+                user=user,
+                changed=self.changed,
+                plan_dir=plan_dir,
+                # Docker runs a step's command in a one-off container of the release's image.
+                task_runner=backend if callable(getattr(backend, "run_task", None)) else None,  # type: ignore[arg-type]
+            )
+        self._migrations_task: asyncio.Task[None] | None = None
         self.driver: Driver = driver_class(backend.capabilities, backend.name)(self)
         self.strategy = strategy_kind(plan.strategy)
         # What this environment can be asked: a blue-green plan switches all traffic at
@@ -134,7 +160,18 @@ class EnvironmentController:
             seq=self._seq,
             connected=self.started,
             strategy=self.strategy,
+            migrations=self._migrations_view(),
         )
+
+    def _migrations_view(self) -> MigrationsView | None:
+        if not self.plan.migrations:
+            return None
+        if self.migrations is None:
+            return MigrationsView(database=None, next_refused=self._no_database())
+        return self.migrations.view(self.state, self.poll.status, self.poll.error)
+
+    def _no_database(self) -> str:
+        return f"{self.env.name} has no database in the plan ([environments.database]): no step runs here"
 
     # ------------------------------------------------------------------ journal
 
@@ -187,6 +224,7 @@ class EnvironmentController:
         """Start (or attach to) the backend, reconcile with the journal, begin polling.
         Raises :class:`BackendError` when the backend cannot be brought up (or the journal
         cannot record that it was: nothing is started without a record)."""
+        self.watch_migrations()
         if not self.state.revisions:
             initial = Revision(1, self.state.stable_version, self.clock.now(), self.user)
             try:
@@ -217,6 +255,23 @@ class EnvironmentController:
             loop = self._poller.metrics_loop(self.metrics, self.env.metrics.interval)
             self._tasks.append(self.spawn(loop, f"metrics-{name}"))
         self.changed()
+
+    def watch_migrations(self) -> None:
+        """Read the migration records now and every few seconds (for the view), whether
+        or not the backend is up: the database is another system."""
+        if self.migrations is None or self._migrations_task is not None:
+            return
+        migrations = self.migrations
+
+        async def watch() -> None:
+            await migrations.refresh()
+            await migrations.run_lint()
+            while True:
+                await self.clock.sleep(MIGRATIONS_REFRESH)
+                await migrations.refresh()
+
+        self._migrations_task = self.spawn(watch(), f"migrations-{self.env.name}")
+        self._tasks.append(self._migrations_task)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A background task whose failure becomes a visible state, never a lost exception."""
@@ -270,12 +325,16 @@ class EnvironmentController:
                 if self.metrics is not None:
                     await self.metrics.close()
             await self.backend.close()
+            if self.migrations is not None:
+                await self.migrations.close()
 
     # ------------------------------------------------------------------ commands
 
     def preview(self, command: Command) -> str | None:
         """Why ``command`` would be refused right now, or ``None``: lets the screen say so
         before asking anyone to type a confirmation. Pure: no I/O, no state change."""
+        if isinstance(command, RunMigration | RollbackMigration):
+            return self._migration_preview(command)
         if not self.started:
             return f"{self.env.name} is not connected: {self.poll.error or 'the backend is starting'}"
         return self.driver.preview(command)
@@ -285,6 +344,8 @@ class EnvironmentController:
         records that it starts, the driver runs it, the journal records how it ended.
         The guardrails (reasons, freezes, capabilities) are the session's, asked before."""
         action = command.action
+        if isinstance(command, RunMigration | RollbackMigration):
+            return await self._migrate(command, reason)
         started = self.clock.monotonic()
         if not self.started:
             message = f"{self.env.name} is not connected: {self.poll.error or 'backend not started'}"
@@ -298,6 +359,10 @@ class EnvironmentController:
             unwritten = self.journal_quietly(action, "started", reason=reason, detail=decision.detail)
             if unwritten:
                 return ActionResult(False, f"not done, nothing changed: {unwritten}", Cause.JOURNAL_FAILURE)
+            if problem := await self._expand_for_platform(command):
+                elapsed = (self.clock.monotonic() - started) * 1000
+                self.journal_quietly(action, "failed", reason=reason, detail=problem, duration_ms=elapsed)
+                return ActionResult(False, problem, Cause.MIGRATION_FAILED)
             try:
                 error = await self.driver.run(decision, action, reason)
             except GateRefused as gate:
@@ -318,6 +383,72 @@ class EnvironmentController:
                     False, f"{done}; but the journal failed: {unwritten}", Cause.JOURNAL_FAILURE
                 )
         return ActionResult(True, done)
+
+    # ------------------------------------------------------------------ migrations
+
+    async def _expand_for_platform(self, command: Command) -> str | None:
+        """A platform that walks the steps itself (a mirror driver) deploys as soon as it is
+        told: the release's expand steps run here first, and the rollout is not forwarded
+        unless the database then records them all as applied. (The machine driver runs them
+        as the rollout's first step instead, shown as it goes.)"""
+        if self.migrations is None or isinstance(self.driver, MachineDriver):
+            return None
+        if isinstance(command, StartRollout):
+            version = command.version
+        elif isinstance(command, Retry) and self.state.target_version is not None:
+            version = self.state.target_version
+        else:
+            return None
+        error = await self.migrations.run_expand(version, lambda: self.state, lambda n, total, step: None, self.user)
+        if error is None:
+            return None
+        return f"expand failed: {error}; nothing was deployed (the rollout was not sent to {self.backend.name})"
+
+    def _migration_preview(self, command: RunMigration | RollbackMigration) -> str | None:
+        """The screen's question, answered from the last records and the last status poll;
+        the step itself is judged again on what is read when it runs."""
+        if self.migrations is None:
+            return self._no_database()
+        if not self.migrations.refreshed:
+            return None  # nothing read yet: the run itself reads and decides
+        view = self.migrations.view(self.state, self.poll.status, self.poll.error)
+        if isinstance(command, RunMigration):
+            if command.phase is not None:
+                return None  # the view's "next" spans both phases; the run picks within one
+            step, refused, what = view.next_step, view.next_refused, "the next step"
+        else:
+            step, refused, what = view.last_applied, view.rollback_refused, "the last applied step"
+        if refused:
+            return refused
+        if command.step is not None and step != command.step:
+            return f"{what} is now {step!r}, not {command.step!r}: look again"
+        return None
+
+    async def _status_now(self) -> BackendStatus:
+        """The platform as it is right now, for a guard (raises when it cannot be read)."""
+        if not self.started:
+            raise BackendError(f"{self.env.name} is not connected: {self.poll.error or 'backend not started'}")
+        status = await self.backend.status()
+        self.poll.status = status
+        return status
+
+    async def _migrate(self, command: RunMigration | RollbackMigration, reason: str) -> ActionResult:
+        """Run next / roll back last, under the environment's lock (no rollout starts or
+        moves while a schema step runs here); journaled by the migrations controller."""
+        if self.migrations is None:
+            return self.refuse(command.action, reason, self._no_database())
+        async with self.lock:
+            state = lambda: self.state  # noqa: E731 - read at the moment each guard judges
+            if isinstance(command, RunMigration):
+                outcome = await self.migrations.run_next(
+                    state, self._status_now, expected=command.step, phase=command.phase, reason=reason
+                )
+            else:
+                outcome = await self.migrations.roll_back_last(
+                    state, self._status_now, expected=command.step, reason=reason
+                )
+        self.changed()
+        return ActionResult(outcome.ok, outcome.message, Cause.MIGRATION_FAILED if outcome.failed else None)
 
     def refuse(self, action: str, reason: str, message: str) -> ActionResult:
         """A refused command: journaled (quietly) and reported, nothing changed."""
@@ -360,3 +491,7 @@ class EnvironmentController:
                     log.exception("%s: transition listener failed", self.env.name)
         self.changed()
         return unwritten
+
+
+def _no_secrets(name: str) -> str:
+    raise BackendError(f"secret {name!r} cannot be resolved here (no secrets were given)")

@@ -18,7 +18,14 @@ from cockpit.adapters import registry
 from cockpit.adapters.base import AdapterContext, BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.alerts import Alert, AlertLog
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
-from cockpit.engine.commands import Command, Rollback, SetWeight, StartRollout
+from cockpit.engine.commands import (
+    Command,
+    Rollback,
+    RollbackMigration,
+    RunMigration,
+    SetWeight,
+    StartRollout,
+)
 from cockpit.engine.controller import EnvironmentController, TransitionListener
 from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.logbuffer import LogHub
@@ -67,6 +74,10 @@ def describe(command: Command) -> str:
             return f"{command.action} {weight}%"
         case Rollback(revision=int(number)):
             return f"{command.action} to revision {number}"
+        case RunMigration(step=str(step)) | RollbackMigration(step=str(step)):
+            return f"{command.action} {step}"
+        case RunMigration(phase=str(phase)):
+            return f"{command.action} (next {phase} step)"
     return command.action
 
 
@@ -81,7 +92,10 @@ class Session:
         on_transition: TransitionListener | None = None,
         clock: Clock = SYSTEM_CLOCK,
         driver_lock: DriverLock | None = None,
+        plan_dir: Path | None = None,
     ) -> None:
+        """``plan_dir``: the plan file's folder, where [[migrations]] ``file`` actions are
+        read from (``None``: a plan not read from a file; such a file action says so)."""
         self.plan = plan
         self.clock = clock
         self.guardrails = Guardrails(plan.guardrails, driver_lock, clock)
@@ -97,7 +111,17 @@ class Session:
         for env in plan.environments:
             backend, metrics = self._create_adapters(env)
             controller = EnvironmentController(
-                plan, env, backend, metrics, self.journal, self.user, on_transition, clock
+                plan,
+                env,
+                backend,
+                metrics,
+                self.journal,
+                self.user,
+                on_transition,
+                clock,
+                state_dir=self.state_dir,
+                secret=self._secret,
+                plan_dir=plan_dir,
             )
             controller.add_change_listener(self._changed)
             # Alerts come from the state every driver sets, seen at every change.
