@@ -1,4 +1,4 @@
-"""Small read-only modals: the key help and the migrations list, over the dimmed cockpit."""
+"""Small read-only modals over the dimmed cockpit: the key help."""
 
 from __future__ import annotations
 
@@ -62,10 +62,3 @@ class HelpScreen(_Info):
         )
         body = Content("\n").join(lines)
         super().__init__("Keys (remap them in ~/.config/cockpit/config.toml [keys])", body)
-
-
-class MigrationsScreen(_Info):
-    def __init__(self, env: str) -> None:
-        super().__init__(
-            f"Migrations · {env}", Content.styled("no migrations in this plan", "$foreground 55%")
-        )
