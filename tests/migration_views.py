@@ -15,6 +15,10 @@ from cockpit.migrations.api import LintFinding, MigrationsView, StepState, StepV
 DB = "sqlite:///var/lib/shop/production.db"
 REFUSAL = "production's stable runs 1.0.0 (2 replicas): contract 'drop-customer' of 1.1.0 would break it"
 
+
+def refusal(env: str) -> str:
+    return REFUSAL.replace("production", env)
+
 NOT_NULL = LintFinding(
     "orders-index",
     "up",
@@ -120,3 +124,27 @@ def inject(session: Session, env: str, value: MigrationsView | None) -> Injected
 
     controller.view = view  # type: ignore[method-assign]
     return holder
+
+
+ADD_NOT_NULL = LintFinding(
+    "orders-full-name",
+    "up",
+    "adding-required-field",
+    2,
+    1,
+    "Adding a NOT NULL field without a DEFAULT will fail for a populated table.",
+    level="error",
+    help="Make the field nullable or add a non-VOLATILE DEFAULT.",
+)
+
+
+def failed_with_lint() -> MigrationsView:
+    """A lock timeout on the first expand step, which squawk warned about too."""
+    base = failed()
+    first = replace(
+        base.steps[0],
+        output="SET lock_timeout = '2s'\nALTER TABLE orders ADD COLUMN customer_name text NOT NULL\nERROR: canceling statement due to lock timeout",
+        lint=(ADD_NOT_NULL,),
+    )
+    second = replace(base.steps[1], lint=(NOT_NULL,))
+    return replace(base, steps=(first, second, *base.steps[2:]), findings=(ADD_NOT_NULL, NOT_NULL))

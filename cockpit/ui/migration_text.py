@@ -176,5 +176,5 @@ def undo_ask(view: EnvView) -> MigrationAsk:
     if name is None:
         why = m.rollback_refused or m.error or "nothing to roll back: no step is applied"
         return MigrationAsk(None, "roll back the last migration step", why)
-    what = f"roll back migration {describe(find(m, name), name)} (its down action)"
+    what = f"roll back migration {describe(find(m, name), name)}"
     return MigrationAsk(RollbackMigration(step=name), what, m.rollback_refused)

@@ -148,7 +148,7 @@ def step_detail(step: StepView | None, m: MigrationsView) -> Content:
         lines.append(Content.styled(f"output{more}", "bold"))
         lines += [Content.styled(f"  {line}", render.TEXT) for line in shown]
     elif step.state is StepState.RUNNING:
-        lines.append(Content.styled("running… (its output is recorded when it ends)", render.DIM))
+        lines.append(Content.styled("running… no output yet", render.DIM))
     elif not step.error:
         lines.append(Content.styled("no output recorded", render.DIM))
     findings = step.lint or tuple(f for f in m.findings if f.step == step.name)
@@ -160,25 +160,38 @@ def step_detail(step: StepView | None, m: MigrationsView) -> Content:
     return Content("\n").join(lines)
 
 
-def ask_line(key: str, label: str, ask: MigrationAsk) -> Content:
-    """``M run next  orders-full-name (expand of 1.1.0)`` or, refused, the key dimmed
-    and the guard's words: what the key would do is seen before it is pressed."""
-    keycap = f"{key:>3} {label:<15}"
-    if ask.command is None or ask.refused:
-        words = ask.refused or "nothing to do"
-        target = f"{ask.what.split(' ', 1)[1]} - " if ask.command is not None else ""
-        return Content.assemble((keycap, render.DIM), (target, render.DIM), (f"refused: {words}" if ask.command else words, "$warn" if ask.command else render.DIM))
-    return Content.assemble((keycap, "bold $accent"), (ask.what, render.TEXT))
+def ask_line(key: str, label: str, ask: MigrationAsk, width: int = 0) -> Content:
+    """``M run next  run migration orders-full-name (expand of 1.1.0)`` or, refused, the
+    key dimmed and the guard's words: what the key would do is seen before it is pressed.
+    Wrapped to ``width`` under the text, not under the key."""
+    keycap = f"{key:>3} {label:<15} "
+    if ask.command is None:
+        text = Content.styled(ask.refused or "nothing to do", render.DIM)
+    elif ask.refused:
+        text = Content.assemble((f"{ask.what}: ", render.DIM), (f"refused: {ask.refused}", "$warn"))
+    else:
+        text = Content.styled(ask.what, render.TEXT)
+    cap = Content.styled(keycap, render.DIM if ask.command is None or ask.refused else "bold $accent")
+    room = width - len(keycap)
+    if width <= 0 or room < 20:
+        return Content.assemble(cap, text)
+    lines = text.wrap(room)
+    indent = Content(" " * len(keycap))
+    return Content("\n").join(Content.assemble(cap if i == 0 else indent, line) for i, line in enumerate(lines))
 
 
-def title(view: EnvView) -> Content:
+def title(view: EnvView, width: int = 0) -> Content:
+    """``Migrations · production  protected · sqlite:///…``; the database on a line of its
+    own when the line would not fit."""
     m = view.migrations
     where = m.database if m is not None and m.database else "no database"
     parts: list[str | tuple[str, str]] = [("Migrations · ", "bold"), (view.name, "bold")]
     if view.protected:
         parts.append(("  protected", "$warn"))
-    parts.append((f" · {where}", render.DIM))
-    return Content.assemble(*parts)
+    head = Content.assemble(*parts)
+    if width <= 0 or head.cell_length + 3 + len(where) <= width:
+        return Content.assemble(head, (f" · {where}", render.DIM))
+    return Content.assemble(head, ("\n", ""), (where, render.DIM))
 
 
 def trouble(m: MigrationsView | None) -> Content | None:
@@ -281,7 +294,8 @@ class MigrationsScreen(CockpitModal[None]):
 
     def draw(self, view: EnvView) -> None:
         m = view.migrations
-        self._set("#migr-title", title(view))
+        width = self._width()
+        self._set("#migr-title", title(view, width))
         problem = trouble(m)
         self._set("#migr-trouble", problem or Content(""))
         self.query_one("#migr-trouble").set_class(problem is not None, "-shown")
@@ -303,10 +317,13 @@ class MigrationsScreen(CockpitModal[None]):
         elif self.selected not in self._states:
             self.selected = default_selection(m)
         step = next((s for s in m.steps if s.name == self.selected), None)
-        self._set("#migr-rows", steps_table(m, self.selected, self._width()))
+        self._set("#migr-rows", steps_table(m, self.selected, width))
         self._set("#migr-detail", step_detail(step, m))
         run_key, undo_key = self._key("migrate_next"), self._key("migrate_undo")
-        asks = [ask_line(run_key, "run next", next_ask(view)), ask_line(undo_key, "roll back last", undo_ask(view))]
+        asks = [
+            ask_line(run_key, "run next", next_ask(view), width),
+            ask_line(undo_key, "roll back last", undo_ask(view), width),
+        ]
         if m.running:
             asks.insert(0, Content.styled(f"● {m.running} is running…", STATE_MARK[StepState.RUNNING][1]))
         self._set("#migr-keys", Content("\n").join(asks))
