@@ -1,4 +1,4 @@
-"""The ``cockpit`` command: demo, open, check, status, rollout, history, secrets, adapters.
+"""The ``cockpit`` command: demo, open, check, status, rollout, history, secrets, migrate, adapters.
 
 Every error ends as one clear line on stderr and an exit code, never a traceback:
 2 for usage and plan errors, 3 when analysis aborted a rollout, 4 when a headless run
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from cockpit import __version__, paths, secrets_cli
+from cockpit import __version__, migrate_cli, paths, secrets_cli
 
 if TYPE_CHECKING:
     from cockpit.demo.prometheus import DemoPrometheus
@@ -936,6 +936,8 @@ def verify_journal(path: Path) -> None:
 
 # The secrets commands live in cockpit/secrets_cli.py.
 cli.add_command(secrets_cli.secrets)
+# The migrations command lives in cockpit/migrate_cli.py.
+cli.add_command(migrate_cli.migrate)
 
 
 @cli.command()

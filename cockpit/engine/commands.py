@@ -77,9 +77,11 @@ class Rollback:
 @dataclass(frozen=True, slots=True)
 class RunMigration:
     """Apply the next pending [[migrations]] step here (the migrations screen's "run
-    next"); ``step`` names the one the person saw, so a list that moved meanwhile refuses."""
+    next"); ``step`` names the one the person saw, so a list that moved meanwhile refuses.
+    ``phase`` (``cockpit migrate --phase``): the next pending step of that phase only."""
 
     step: str | None = None
+    phase: str | None = None
     action: ClassVar[str] = "migrate"
 
 

@@ -16,24 +16,29 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
-from cockpit.engine.commands import Command
+from cockpit.engine.commands import Command, RollbackMigration, RunMigration
 from cockpit.engine.drivers import Driver, GateRefused, driver_class
 from cockpit.engine.machine import Refused
+from cockpit.engine.migrations import MigrationsController
 from cockpit.engine.polling import Poller, PollState, backoff
 from cockpit.engine.state import Cause, Revision, RolloutState
 from cockpit.engine.store import JournalWriteError, Store
 from cockpit.engine.views import BLUE_GREEN, ActionResult, EnvView, describe_track, strategy_kind
-from cockpit.model import Track
+from cockpit.migrations.api import MigrationsView
+from cockpit.model import BackendStatus, Track
 from cockpit.plan.models import Environment, Plan
 from cockpit.secrets import redact
 
 __all__ = ["ActionResult", "EnvView", "EnvironmentController", "TransitionListener", "describe_track"]
 
 log = logging.getLogger(__name__)
+
+MIGRATIONS_REFRESH = 5.0  # seconds between two reads of the migration records (for the view)
 
 TransitionListener = Callable[[str, str, RolloutState], None]
 
@@ -57,6 +62,8 @@ class EnvironmentController:
         user: str,
         on_transition: TransitionListener | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        state_dir: Path | None = None,
+        secret: Callable[[str], str] | None = None,
     ) -> None:
         self.plan = plan
         self.env = env
@@ -65,6 +72,21 @@ class EnvironmentController:
         self.journal = journal
         self.user = user
         self.clock = clock
+        self.migrations: MigrationsController | None = None
+        if plan.migrations and env.database is not None:
+            self.migrations = MigrationsController(
+                plan.migrations,
+                env.database,
+                env=env.name,
+                service=plan.service.name,
+                state_dir=state_dir or Path.cwd(),
+                secret=secret or _no_secrets,
+                journal=self.journal_quietly,
+                clock=clock,
+                user=user,
+                changed=self.changed,
+            )
+        self._migrations_task: asyncio.Task[None] | None = None
         self.driver: Driver = driver_class(backend.capabilities, backend.name)(self)
         self.strategy = strategy_kind(plan.strategy)
         # What this environment can be asked: a blue-green plan switches all traffic at
@@ -134,7 +156,18 @@ class EnvironmentController:
             seq=self._seq,
             connected=self.started,
             strategy=self.strategy,
+            migrations=self._migrations_view(),
         )
+
+    def _migrations_view(self) -> MigrationsView | None:
+        if not self.plan.migrations:
+            return None
+        if self.migrations is None:
+            return MigrationsView(database=None, next_refused=self._no_database())
+        return self.migrations.view(self.state, self.poll.status, self.poll.error)
+
+    def _no_database(self) -> str:
+        return f"{self.env.name} has no database in the plan ([environments.database]): no step runs here"
 
     # ------------------------------------------------------------------ journal
 
@@ -187,6 +220,7 @@ class EnvironmentController:
         """Start (or attach to) the backend, reconcile with the journal, begin polling.
         Raises :class:`BackendError` when the backend cannot be brought up (or the journal
         cannot record that it was: nothing is started without a record)."""
+        self.watch_migrations()
         if not self.state.revisions:
             initial = Revision(1, self.state.stable_version, self.clock.now(), self.user)
             try:
@@ -217,6 +251,21 @@ class EnvironmentController:
             loop = self._poller.metrics_loop(self.metrics, self.env.metrics.interval)
             self._tasks.append(self.spawn(loop, f"metrics-{name}"))
         self.changed()
+
+    def watch_migrations(self) -> None:
+        """Read the migration records now and every few seconds (for the view), whether
+        or not the backend is up: the database is another system."""
+        if self.migrations is None or self._migrations_task is not None:
+            return
+        migrations = self.migrations
+
+        async def watch() -> None:
+            while True:
+                await migrations.refresh()
+                await self.clock.sleep(MIGRATIONS_REFRESH)
+
+        self._migrations_task = self.spawn(watch(), f"migrations-{self.env.name}")
+        self._tasks.append(self._migrations_task)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A background task whose failure becomes a visible state, never a lost exception."""
@@ -270,12 +319,16 @@ class EnvironmentController:
                 if self.metrics is not None:
                     await self.metrics.close()
             await self.backend.close()
+            if self.migrations is not None:
+                await self.migrations.close()
 
     # ------------------------------------------------------------------ commands
 
     def preview(self, command: Command) -> str | None:
         """Why ``command`` would be refused right now, or ``None``: lets the screen say so
         before asking anyone to type a confirmation. Pure: no I/O, no state change."""
+        if isinstance(command, RunMigration | RollbackMigration):
+            return self._migration_preview(command)
         if not self.started:
             return f"{self.env.name} is not connected: {self.poll.error or 'the backend is starting'}"
         return self.driver.preview(command)
@@ -285,6 +338,8 @@ class EnvironmentController:
         records that it starts, the driver runs it, the journal records how it ended.
         The guardrails (reasons, freezes, capabilities) are the session's, asked before."""
         action = command.action
+        if isinstance(command, RunMigration | RollbackMigration):
+            return await self._migrate(command, reason)
         started = self.clock.monotonic()
         if not self.started:
             message = f"{self.env.name} is not connected: {self.poll.error or 'backend not started'}"
@@ -318,6 +373,54 @@ class EnvironmentController:
                     False, f"{done}; but the journal failed: {unwritten}", Cause.JOURNAL_FAILURE
                 )
         return ActionResult(True, done)
+
+    # ------------------------------------------------------------------ migrations
+
+    def _migration_preview(self, command: RunMigration | RollbackMigration) -> str | None:
+        """The screen's question, answered from the last records and the last status poll;
+        the step itself is judged again on what is read when it runs."""
+        if self.migrations is None:
+            return self._no_database()
+        if not self.migrations.refreshed:
+            return None  # nothing read yet: the run itself reads and decides
+        view = self.migrations.view(self.state, self.poll.status, self.poll.error)
+        if isinstance(command, RunMigration):
+            if command.phase is not None:
+                return None  # the view's "next" spans both phases; the run picks within one
+            step, refused, what = view.next_step, view.next_refused, "the next step"
+        else:
+            step, refused, what = view.last_applied, view.rollback_refused, "the last applied step"
+        if refused:
+            return refused
+        if command.step is not None and step != command.step:
+            return f"{what} is now {step!r}, not {command.step!r}: look again"
+        return None
+
+    async def _status_now(self) -> BackendStatus:
+        """The platform as it is right now, for a guard (raises when it cannot be read)."""
+        if not self.started:
+            raise BackendError(f"{self.env.name} is not connected: {self.poll.error or 'backend not started'}")
+        status = await self.backend.status()
+        self.poll.status = status
+        return status
+
+    async def _migrate(self, command: RunMigration | RollbackMigration, reason: str) -> ActionResult:
+        """Run next / roll back last, under the environment's lock (no rollout starts or
+        moves while a schema step runs here); journaled by the migrations controller."""
+        if self.migrations is None:
+            return self.refuse(command.action, reason, self._no_database())
+        async with self.lock:
+            state = lambda: self.state  # noqa: E731 - read at the moment each guard judges
+            if isinstance(command, RunMigration):
+                outcome = await self.migrations.run_next(
+                    state, self._status_now, expected=command.step, phase=command.phase, reason=reason
+                )
+            else:
+                outcome = await self.migrations.roll_back_last(
+                    state, self._status_now, expected=command.step, reason=reason
+                )
+        self.changed()
+        return ActionResult(outcome.ok, outcome.message, Cause.MIGRATION_FAILED if outcome.failed else None)
 
     def refuse(self, action: str, reason: str, message: str) -> ActionResult:
         """A refused command: journaled (quietly) and reported, nothing changed."""
@@ -360,3 +463,7 @@ class EnvironmentController:
                     log.exception("%s: transition listener failed", self.env.name)
         self.changed()
         return unwritten
+
+
+def _no_secrets(name: str) -> str:
+    raise BackendError(f"secret {name!r} cannot be resolved here (no secrets were given)")

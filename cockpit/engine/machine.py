@@ -79,8 +79,26 @@ class RunSmoke:
     checks: tuple[str, ...]
 
 
-Effect = DeployCanary | SetWeight | PromoteCanary | RemoveCanary | DeployStable | WaitPause | RunAnalysis | RunSmoke
-STEP_TASKS = (WaitPause, RunAnalysis, RunSmoke)  # effects that run as a task and report back later
+@dataclass(frozen=True, slots=True)
+class RunExpand:
+    """Apply the expand steps ``version`` needs (the database's records decide which)."""
+
+    version: str
+
+
+Effect = (
+    DeployCanary
+    | SetWeight
+    | PromoteCanary
+    | RemoveCanary
+    | DeployStable
+    | WaitPause
+    | RunAnalysis
+    | RunSmoke
+    | RunExpand
+)
+# Effects that run as a task and report back later.
+STEP_TASKS = (WaitPause, RunAnalysis, RunSmoke, RunExpand)
 BACKEND_EFFECTS = (DeployCanary, SetWeight, PromoteCanary, RemoveCanary, DeployStable)
 
 
@@ -90,7 +108,7 @@ class Resume:
 
     epoch: int
     step: int
-    what: str  # deployed | step-done | promoted | aborted | rolled-back | weight-set
+    what: str  # expanded | deployed | step-done | promoted | aborted | rolled-back | weight-set
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,7 @@ class RolloutMachine:
     @staticmethod
     def _busy(state: RolloutState) -> None:
         if state.activity in (
+            Activity.MIGRATING,
             Activity.DEPLOYING,
             Activity.SHIFTING,
             Activity.PROMOTING,
@@ -219,7 +238,12 @@ class RolloutMachine:
 
     # ------------------------------------------------------------------ intents
 
-    def start(self, state: RolloutState, version: str, available: Sequence[str], now: float) -> Transition:
+    def start(
+        self, state: RolloutState, version: str, available: Sequence[str], now: float, migrate: bool = False
+    ) -> Transition:
+        """Begin a rollout of ``version``. With ``migrate`` (the environment has a database
+        with [[migrations]]) the release's expand steps run first, before anything is
+        deployed; the canary deploy follows once they are recorded as applied."""
         if state.in_rollout:
             raise Refused(
                 f"a rollout of {state.target_version} is in progress ({state.phase.value}); promote or abort it first"
@@ -234,7 +258,7 @@ class RolloutMachine:
         deploying = replace(
             state,
             phase=Phase.PROGRESSING,
-            activity=Activity.DEPLOYING,
+            activity=Activity.MIGRATING if migrate else Activity.DEPLOYING,
             target_version=version,
             canary_version=None,
             weight=0,
@@ -246,14 +270,53 @@ class RolloutMachine:
             paused_by=None,
             cause=None,
             warning="",
-            reason=f"deploying canary {version}",
+            reason=f"expand: the database steps {version} needs" if migrate else f"deploying canary {version}",
         )
+        if migrate:
+            return Transition(
+                deploying,
+                (RunExpand(version),),
+                Resume(deploying.epoch, 0, "expanded"),
+                note=f"rollout of {version} started; expand steps first",
+            )
         return Transition(
             deploying,
             (DeployCanary(version),),
             Resume(deploying.epoch, 0, "deployed"),
             note=f"rollout of {version} started",
         )
+
+    def _deploy(self, state: RolloutState) -> Transition:
+        """The expand steps are applied: deploy the canary."""
+        version = state.target_version or ""
+        deploying = replace(state, activity=Activity.DEPLOYING, reason=f"deploying canary {version}")
+        return Transition(
+            deploying, (DeployCanary(version),), Resume(state.epoch, 0, "deployed"), note="expand steps applied"
+        )
+
+    def expand_progress(self, state: RolloutState, token: Resume, reason: str) -> RolloutState:
+        """Which expand step runs now ("expand 1/2: orders-full-name"), shown at once."""
+        if token.epoch != state.epoch or state.activity is not Activity.MIGRATING:
+            return state
+        return replace(state, reason=reason)
+
+    def expand_failed(self, state: RolloutState, token: Resume, error: str) -> Transition | None:
+        """An expand step failed (or is not applied): the rollout stops with nothing
+        deployed; retry runs again only what the database does not record as applied."""
+        if token.epoch != state.epoch:
+            return None
+        stopped = replace(
+            state,
+            phase=Phase.ABORTED,
+            activity=Activity.IDLE,
+            epoch=state.epoch + 1,
+            canary_version=None,
+            weight=0,
+            cause=Cause.MIGRATION_FAILED,
+            reason=f"expand failed: {error}; nothing was deployed, traffic stays on stable"
+            f" {state.stable_version}; retry (R) runs what is not applied",
+        )
+        return Transition(stopped, note=f"expand failed: {error}")
 
     def promote(self, state: RolloutState, now: float) -> Transition:
         """Move past the current pause (or an inconclusive analysis)."""
@@ -329,6 +392,10 @@ class RolloutMachine:
             raise Refused(f"nothing to abort: {state.env} is {state.phase.value}")
         if state.activity in (Activity.ABORTING, Activity.ROLLING_BACK):
             raise Refused(f"{state.env} is already {state.activity.value}")
+        if state.activity is Activity.MIGRATING:
+            # A schema step cut off half-way is worse than one that ends: nothing is deployed
+            # yet, and a failing step stops the rollout by itself.
+            raise Refused(f"{state.env} is running expand steps ({state.reason}); wait until the step ends")
         return self._abort(state, reason, cause)
 
     def stop(self, state: RolloutState, reason: str, cause: Cause) -> Transition | None:
@@ -384,7 +451,9 @@ class RolloutMachine:
         """What the status poll sees wrong right now, shown at once (no phase change)."""
         return state if warning == state.warning else replace(state, warning=warning)
 
-    def retry(self, state: RolloutState, available: Sequence[str], now: float) -> Transition:
+    def retry(
+        self, state: RolloutState, available: Sequence[str], now: float, migrate: bool = False
+    ) -> Transition:
         if state.phase not in (Phase.ABORTED, Phase.DEGRADED):
             raise Refused(f"retry is for an aborted or degraded rollout; {state.env} is {state.phase.value}")
         if state.target_version is None:
@@ -394,7 +463,7 @@ class RolloutMachine:
             # Degraded with a canary still up: clear it first so the retry starts clean.
             raise Refused(f"canary {state.canary_version} is still deployed; abort (a) first, then retry")
         cleared = replace(state, phase=Phase.ABORTED)
-        return replace(self.start(cleared, state.target_version, available, now), note="retry")
+        return replace(self.start(cleared, state.target_version, available, now, migrate), note="retry")
 
     def set_weight(self, state: RolloutState, weight: int) -> Transition:
         if not 0 <= weight <= 100:
@@ -456,6 +525,8 @@ class RolloutMachine:
         """The effects of ``token`` succeeded. ``None`` when the token is stale."""
         if token.epoch != state.epoch:
             return None
+        if token.what == "expanded":
+            return self._deploy(state)
         if token.what == "deployed":
             deployed = replace(state, canary_version=state.target_version, activity=Activity.IDLE)
             return _prefixed(f"canary {state.target_version} healthy", self._enter_step(deployed, 0, now))

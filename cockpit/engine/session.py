@@ -18,7 +18,14 @@ from cockpit.adapters import registry
 from cockpit.adapters.base import AdapterContext, BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.alerts import Alert, AlertLog
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
-from cockpit.engine.commands import Command, Rollback, SetWeight, StartRollout
+from cockpit.engine.commands import (
+    Command,
+    Rollback,
+    RollbackMigration,
+    RunMigration,
+    SetWeight,
+    StartRollout,
+)
 from cockpit.engine.controller import EnvironmentController, TransitionListener
 from cockpit.engine.guardrails import DriverLock, Guardrails
 from cockpit.engine.logbuffer import LogHub
@@ -67,6 +74,10 @@ def describe(command: Command) -> str:
             return f"{command.action} {weight}%"
         case Rollback(revision=int(number)):
             return f"{command.action} to revision {number}"
+        case RunMigration(step=str(step)) | RollbackMigration(step=str(step)):
+            return f"{command.action} {step}"
+        case RunMigration(phase=str(phase)):
+            return f"{command.action} (next {phase} step)"
     return command.action
 
 
@@ -97,7 +108,16 @@ class Session:
         for env in plan.environments:
             backend, metrics = self._create_adapters(env)
             controller = EnvironmentController(
-                plan, env, backend, metrics, self.journal, self.user, on_transition, clock
+                plan,
+                env,
+                backend,
+                metrics,
+                self.journal,
+                self.user,
+                on_transition,
+                clock,
+                state_dir=self.state_dir,
+                secret=self._secret,
             )
             controller.add_change_listener(self._changed)
             # Alerts come from the state every driver sets, seen at every change.

@@ -18,6 +18,7 @@ class Activity(enum.StrEnum):
     """What the environment is doing right now inside its phase."""
 
     IDLE = "idle"
+    MIGRATING = "migrating"  # the release's expand steps run, before anything is deployed
     DEPLOYING = "deploying canary"
     SHIFTING = "shifting traffic"
     WAITING = "pausing"
@@ -34,6 +35,7 @@ class Cause(enum.StrEnum):
 
     ANALYSIS_FAILED = "analysis-failed"
     SMOKE_FAILED = "smoke-failed"  # a smoke check's answer was not what the plan expects
+    MIGRATION_FAILED = "migration-failed"  # an expand step failed (or is missing): nothing was deployed
     ABORTED_BY_USER = "aborted-by-user"
     BACKEND_FAILURE = "backend-failure"  # a backend action failed; the reason says which
     HEALTH_GATE = "health-gate"  # the canary was observed unhealthy right before a traffic move

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from cockpit.adapters.base import DeployBackend, MetricsSource
 from cockpit.engine.clock import Clock
 from cockpit.engine.commands import Command
+from cockpit.engine.migrations import MigrationsController
 from cockpit.engine.polling import PollState
 from cockpit.engine.reconcile import Snapshot
 from cockpit.engine.state import Cause, Revision, RolloutState
@@ -53,6 +54,7 @@ class DriverHost(Protocol):
     env: Environment
     backend: DeployBackend
     metrics: MetricsSource | None
+    migrations: MigrationsController | None  # None: no database with [[migrations]] here
     user: str
     clock: Clock
     state: RolloutState

@@ -35,6 +35,7 @@ from cockpit.engine.machine import (
     Resume,
     RolloutMachine,
     RunAnalysis,
+    RunExpand,
     RunSmoke,
     SetWeight,
     Transition,
@@ -45,6 +46,7 @@ from cockpit.engine.smoke import Target, run_checks, target_for
 from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Revision, RolloutState, SmokeResult
 from cockpit.engine.views import describe_track
 from cockpit.model import BackendStatus
+from cockpit.plan.migrations import Migration
 from cockpit.plan.models import SmokeCheck
 from cockpit.secrets import redact
 
@@ -55,6 +57,10 @@ class _GateClosed(Exception):
     """The health gate closed between two effects of one transition: stop and go back."""
 
 
+class _ExpandMissing(Exception):
+    """The database does not record an expand step the canary needs: nothing is deployed."""
+
+
 class MachineDriver(Driver):
     def __init__(self, host: DriverHost) -> None:
         super().__init__(host)
@@ -62,6 +68,7 @@ class MachineDriver(Driver):
         self.machine = RolloutMachine(plan.strategy_for(host.env.name).steps(), plan.guardrails.history_limit)
         self._step_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
+        self._contract_task: asyncio.Task[None] | None = None
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -77,9 +84,10 @@ class MachineDriver(Driver):
         raises ``Refused`` when applied to a state in which the command is illegal."""
         m, host = self.machine, self.host
         now = host.clock.now
+        migrate = host.migrations is not None
         match command:
             case cmd.StartRollout(version):
-                return lambda s: m.start(s, version, host.versions, now())
+                return lambda s: m.start(s, version, host.versions, now(), migrate)
             case cmd.Promote():
                 return lambda s: m.promote(s, now())
             case cmd.PromoteFull():
@@ -92,7 +100,7 @@ class MachineDriver(Driver):
                 why = f"aborted by {host.user}" + (f": {reason}" if reason else "")
                 return lambda s: m.abort(s, why, cause)
             case cmd.Retry():
-                return lambda s: m.retry(s, host.versions, now())
+                return lambda s: m.retry(s, host.versions, now(), migrate)
             case cmd.SetWeight(weight):
                 return lambda s: m.set_weight(s, weight)
             case cmd.Rollback(revision):
@@ -185,7 +193,7 @@ class MachineDriver(Driver):
         self.host.changed()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._step_task, self._stop_task) if t is not None]
+        tasks = [t for t in (self._step_task, self._stop_task, self._contract_task) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -259,6 +267,7 @@ class MachineDriver(Driver):
         first traffic move; an automatic step refused by the gate aborts the rollout."""
         host = self.host
         error: str | None = None
+        promoted: str | None = None
         while transition is not None and not host.closing:
             first = next((e for e in transition.effects if isinstance(e, BACKEND_EFFECTS)), None)
             if first is not None and self._moves_forward(first):
@@ -287,6 +296,8 @@ class MachineDriver(Driver):
                         problem = await self._gate(host.state.canary_version or host.state.target_version)
                         if problem:
                             raise _GateClosed(problem)
+                    if isinstance(effect, DeployCanary):
+                        await self._expand_guard(effect.version)
                     await self._apply(effect)
             except BackendError as err:
                 error = redact(str(err))
@@ -295,6 +306,9 @@ class MachineDriver(Driver):
             except _GateClosed as gate:
                 transition = self.machine.stop(host.state, f"health gate: {gate}", Cause.HEALTH_GATE)
                 continue
+            except _ExpandMissing as missing:
+                transition = self.machine.expand_failed(host.state, token, str(missing)) if token else None
+                continue
             if token is None or any(isinstance(e, STEP_TASKS) for e in transition.effects):
                 break
             if token.what == "weight-set":
@@ -302,15 +316,23 @@ class MachineDriver(Driver):
                 host.changed()
                 break
             transition = self.machine.resume(host.state, token, host.clock.now(), host.user)
+            if token.what == "promoted" and transition is not None:
+                promoted = transition.state.stable_version
+        if promoted is not None and host.state.stable_version == promoted:
+            self._contract_soon(promoted)
         return error
 
     # ------------------------------------------------------------------ step tasks
 
-    def _start_step_task(self, effect: WaitPause | RunAnalysis | RunSmoke, token: Resume | None) -> None:
+    def _start_step_task(
+        self, effect: WaitPause | RunAnalysis | RunSmoke | RunExpand, token: Resume | None
+    ) -> None:
         assert token is not None
         self._cancel_step_task()
         name = self.host.env.name
-        if isinstance(effect, WaitPause):
+        if isinstance(effect, RunExpand):
+            self._step_task = self.host.spawn(self._expand(effect.version, token), f"expand-{name}")
+        elif isinstance(effect, WaitPause):
             if effect.seconds is None:
                 return  # waits for a promote
             self._step_task = self.host.spawn(self._pause(effect.seconds, token), f"pause-{name}")
@@ -384,3 +406,49 @@ class MachineDriver(Driver):
             results = await run_checks(checks, resolve, sleep=host.clock.sleep, on_result=record)
         async with host.lock:
             await self._drive(self.machine.smoke_finished(host.state, token, results, host.clock.now()))
+
+    # ------------------------------------------------------------------ migrations
+
+    async def _expand(self, version: str, token: Resume) -> None:
+        """Apply the expand steps ``version`` needs, then report back: the canary is
+        deployed only once the database records them all as applied."""
+        host = self.host
+        migrations = host.migrations
+        assert migrations is not None
+
+        def progress(n: int, total: int, step: Migration) -> None:
+            host.state = self.machine.expand_progress(host.state, token, f"expand {n}/{total}: {step.name}")
+            host.changed()
+
+        error = await migrations.run_expand(version, lambda: host.state, progress, f"cockpit ({host.user})")
+        async with host.lock:
+            if error is None:
+                await self._drive(self.machine.resume(host.state, token, host.clock.now(), host.user))
+            else:
+                await self._drive(self.machine.expand_failed(host.state, token, error))
+
+    async def _expand_guard(self, version: str) -> None:
+        """The canary deploy's guard: every expand step ``version`` needs is recorded as
+        applied in the database's records, read right now (not remembered)."""
+        migrations = self.host.migrations
+        if migrations is not None and (missing := await migrations.deploy_refusal(version)):
+            raise _ExpandMissing(missing)
+
+    def _contract_soon(self, version: str) -> None:
+        """After a promote left ``version`` alone, its contract steps run by themselves
+        where the environment's database says ``contract = "after-promote"``."""
+        host = self.host
+        migrations = host.migrations
+        if migrations is None or migrations.database.contract != "after-promote":
+            return
+        if self._contract_task is not None and not self._contract_task.done():
+            return
+
+        async def contract() -> None:
+            # Under the environment's lock: no rollout starts while a contract step runs.
+            async with host.lock:
+                await migrations.run_contract(
+                    version, lambda: host.state, host.backend.status, f"cockpit ({host.user})"
+                )
+
+        self._contract_task = host.spawn(contract(), f"contract-{host.env.name}")
