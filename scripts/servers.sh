@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Start or stop the real servers the tests use, in a private runtime dir.
-#   servers.sh start RT [docker]   prints `export VAR=...` lines to source
+#   servers.sh start RT [docker|prometheus|postgres]   prints `export VAR=...` lines to source
 #   servers.sh stop RT              (`docker`: the Docker daemon only, for the benchmarks;
-#                                    `prometheus`: the test Prometheus only)
+#                                    `prometheus`: the test Prometheus only;
+#                                    `postgres`: the test PostgreSQL only)
 # Servers: a private D-Bus session bus and gnome-keyring's Secret Service; a private
 # Docker Engine when dockerd is installed (scripts/setup.sh --test installs it); one
 # Prometheus (1 s scrape, file SD over $RT/prom-sd/*.json) when prometheus is installed.
+# One PostgreSQL cluster (initdb + pg_ctl, loopback, scram password for role `cockpit`,
+# database `cockpit`) when Debian's postgresql binaries are installed.
 # RT must stay short: unix socket paths are limited to 108 characters.
 set -euo pipefail
 cmd=${1:?start|stop}
@@ -151,9 +154,68 @@ stop_prometheus() {
     rm -f "$RT/prometheus.pid"
 }
 
+
+# One private PostgreSQL cluster per run. PostgreSQL refuses to run as root, so as root it
+# runs as the `postgres` OS user in a directory of its own (RT is root's, mode 700). The
+# superuser connects over the unix socket (trust: only this run's user can reach it); TCP on
+# loopback takes a scram password, as a real server would, for the role the tests use.
+pg_bin() {
+    local d
+    d=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V | tail -1 || true)
+    [[ -n "$d" && -x "$d/initdb" ]] && echo "$d"
+}
+
+pg_as() {
+    if [[ $(id -u) == 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+start_postgres() {
+    local bin pgdir port password
+    bin=$(pg_bin) || return 1
+    pgdir=$(mktemp -d /tmp/cockpit-pg.XXXXXX)
+    echo "$pgdir" >"$RT/postgres.dir"
+    [[ $(id -u) == 0 ]] && chown postgres: "$pgdir"
+    pg_as "$bin/initdb" -D "$pgdir/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+        -E UTF8 --no-locale >"$pgdir/initdb.log" 2>&1 || { cat "$pgdir/initdb.log" >&2; return 1; }
+    password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+    for _ in 1 2 3; do
+        port=$(free_port)
+        # fsync off: a throwaway cluster; crash safety of the runner is the server's
+        # transaction rollback, which does not depend on fsync.
+        if pg_as "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w -t 60 \
+            -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" \
+            start >/dev/null 2>&1; then
+            pg_as "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$pgdir" -p "$port" -U postgres -d postgres \
+                -c "CREATE ROLE cockpit LOGIN CREATEDB PASSWORD '$password'" \
+                -c "CREATE DATABASE cockpit OWNER cockpit" >/dev/null || return 1
+            POSTGRES_URL="postgresql://cockpit@127.0.0.1:$port/cockpit"
+            POSTGRES_PASSWORD=$password
+            return 0
+        fi
+    done
+    tail -20 "$pgdir/postgres.log" >&2 || true
+    return 1
+}
+
+stop_postgres() {
+    [[ -f "$RT/postgres.dir" ]] || return 0
+    local pgdir bin
+    pgdir=$(cat "$RT/postgres.dir")
+    bin=$(pg_bin) || true
+    if [[ -n "$bin" && -f "$pgdir/data/postmaster.pid" ]]; then
+        pg_as "$bin/pg_ctl" -D "$pgdir/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$pgdir"
+    rm -f "$RT/postgres.dir"
+}
+
 case "$cmd" in
 start)
-  if [[ "$only" == prometheus ]]; then
+  if [[ "$only" == prometheus || "$only" == postgres ]]; then
     :
   elif [[ "$only" != docker ]]; then
     mkdir -p "$RT/home" "$RT/data" "$RT/xdg"
@@ -185,7 +247,21 @@ start)
     echo "servers: keyring ready on $bus" >&2
   fi
 
-  if [[ "$only" != docker ]]; then
+  if [[ -z "$only" || "$only" == postgres ]]; then
+    if ! pg_bin >/dev/null; then
+        echo "servers: postgresql is not installed (scripts/setup.sh --test installs it); postgres tests skip" >&2
+    elif start_postgres; then
+        echo "export COCKPIT_TEST_POSTGRES_URL='$POSTGRES_URL'"
+        echo "export COCKPIT_TEST_POSTGRES_PASSWORD='$POSTGRES_PASSWORD'"
+        echo "export COCKPIT_TEST_POSTGRES=1"
+        echo "servers: postgresql ready on $POSTGRES_URL" >&2
+    else
+        echo "servers: postgresql did not come up (the postgres tests will fail in CI, skip outside)" >&2
+        stop_postgres
+    fi
+  fi
+
+  if [[ -z "$only" || "$only" == prometheus ]]; then
     if ! command -v prometheus >/dev/null; then
         echo "servers: prometheus is not installed (scripts/setup.sh --test installs it); prometheus tests skip" >&2
     elif start_prometheus; then
@@ -198,7 +274,7 @@ start)
     fi
   fi
 
-  if [[ "$only" != prometheus ]]; then
+  if [[ -z "$only" || "$only" == docker ]]; then
     if command -v dockerd >/dev/null; then
         if ! start_dockerd "$DOCKER_STORAGE"; then
             stop_dockerd
@@ -226,6 +302,7 @@ start)
   fi
     ;;
 stop)
+    stop_postgres
     stop_prometheus
     stop_dockerd
     for f in "$RT/keyring.pid" "$RT/dbus.pid"; do

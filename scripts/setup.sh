@@ -36,6 +36,9 @@ if [[ $want_test == 1 ]]; then
     # A real Prometheus for the prometheus source's tests (scripts/servers.sh starts one per
     # run); Debian's is 2.42, which has the format_query API `cockpit check` uses.
     command -v prometheus >/dev/null || apt_packages+=(prometheus)
+    # A real PostgreSQL for the migration runners' tests (scripts/servers.sh starts a private
+    # cluster per run with initdb + pg_ctl); Debian's is 15. Only its binaries are used.
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_packages+=(postgresql)
     # The demo image is built from the system's own Python 3.11 (cockpit/demo/image.py).
     [[ -x /usr/bin/python3.11 ]] || apt_packages+=(python3.11)
 fi

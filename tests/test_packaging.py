@@ -25,6 +25,9 @@ PACKAGE = ROOT / "cockpit"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Extras that are not part of what cockpit runs: the tools its own tests need.
 DEVELOPMENT_EXTRAS = {"test"}
+# Dependencies cockpit runs as a program, never imports: distribution -> (executable, the
+# module that runs it). Each is checked to be run by that module, so the exception cannot rot.
+EXECUTABLES = {"squawk-cli": ("squawk", "cockpit/migrations/lint.py")}
 
 
 def normalise(name: str) -> str:
@@ -91,8 +94,15 @@ def test_every_imported_package_is_declared() -> None:
 def test_nothing_is_declared_that_the_code_does_not_import() -> None:
     imported = set(imported_distributions())
     for group in ("main", *runtime_extras()):
-        unused = declared(group) - imported
+        unused = declared(group) - imported - set(EXECUTABLES)
         assert unused == set(), f"declared in {group!r} but imported nowhere under cockpit/"
+
+
+def test_every_executable_dependency_is_run_by_its_module() -> None:
+    runtime = declared("main", *runtime_extras())
+    for dist, (program, module) in EXECUTABLES.items():
+        assert dist in runtime, f"{dist} is listed as an executable dependency but not declared"
+        assert f'"{program}"' in (ROOT / module).read_text(), f"{module} does not run {program!r}"
 
 
 def test_the_package_ships_its_type_hints() -> None:

@@ -72,10 +72,23 @@ class StepRecord:
     output: str = ""  # trimmed, secrets masked
     error: str | None = None
     by: str = ""  # user@host of the cockpit that ran it
+    direction: Direction = "up"  # of the last run recorded
+    transaction: bool = True  # the last run was one transaction (nothing of it stays if it dies)
 
     @property
     def duration(self) -> float | None:
         return None if self.finished_at is None else self.finished_at - self.started_at
+
+    @property
+    def settled(self) -> StepState:
+        """The state the guards go by. An INTERRUPTED run in a transaction left nothing: an
+        interrupted ``up`` is PENDING again, an interrupted ``down`` still APPLIED. Without a
+        transaction it stays INTERRUPTED until a person resolves it."""
+        if self.state is StepState.INTERRUPTED and self.transaction:
+            return StepState.PENDING if self.direction == "up" else StepState.APPLIED
+        if self.state is StepState.FAILED and self.transaction:
+            return StepState.PENDING if self.direction == "up" else StepState.APPLIED
+        return self.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,11 @@ class MigrationTarget(Protocol):
         has it), re-read the record under it (an ``up`` already applied, or a ``down`` not
         applied, raises :class:`MigrationError` and runs nothing), record ``running``, run
         the action with the step's timeouts, record the outcome, release the lock."""
+        ...
+
+    async def resolve(self, step: Migration, state: Literal["applied", "pending"], *, by: str) -> StepRecord:
+        """A person's word on an INTERRUPTED (or FAILED) step that ran without a transaction:
+        record it as applied or pending. Takes the lock like :meth:`run`."""
         ...
 
     async def close(self) -> None: ...
