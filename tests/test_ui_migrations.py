@@ -285,3 +285,73 @@ async def test_fits_80x24(tmp_path: Path) -> None:
         assert "Esc closes" in text(app, "#migr-hint")
         rows = text(app, "#migr-rows").splitlines()
         assert len(rows) == 4  # heading and every step, nothing scrolled away
+
+
+# --------------------------------------------------------------------------- the real path
+
+
+@pytest.mark.asyncio
+async def test_through_the_real_session_on_a_sqlite_database(tmp_path: Path) -> None:
+    """No injected view: the engine reads the records from a real SQLite database. Run next
+    on protected production (name + reason) applies the expand step for real; the contract
+    is refused while stable runs 1.0.0, on screen before the key and again when pressed,
+    and nothing is dropped; roll back last undoes the last expand step."""
+    from tests.test_migrations_engine import columns, make_db, make_plan
+
+    db = make_db(tmp_path / "shop.db")
+    session = Session(make_plan(db, protected=True), state_dir=tmp_path / "state", user="alice")
+    app = make_app(session)
+    journal = lambda: [  # noqa: E731
+        (r.action, r.outcome, r.reason)
+        for r in session.journal.records(service=session.plan.service.name, limit=200)
+        if r.action.startswith("migrate")
+    ]
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: started(app), timeout=10, what="started")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, MigrationsScreen), what="migrations view")
+        await wait_for(pilot, lambda: "run migration orders-full-name" in words(app, "#migr-keys"), what="records read")
+        assert str(db).lstrip("/") in words(app, "#migr-title")
+
+        for name, reason in (("orders-full-name", "CHG-1 expand"), ("orders-audit", "CHG-1 audit")):
+            await wait_for(pilot, lambda n=name: f"run migration {n}" in words(app, "#migr-keys"), what=f"{name} next")
+            await pilot.press("M")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+            await pilot.press(*"production", "enter", *reason, "enter")
+            await wait_for(
+                pilot,
+                lambda n=name: isinstance(app.screen, MigrationsScreen) and any(
+                    n in line and "✓ applied" in line for line in text(app, "#migr-rows").splitlines()
+                ),
+                timeout=10,
+                what=f"{name} applied",
+            )
+        assert "customer_name" in columns(db)
+        assert ("migrate", "ok", "CHG-1 expand") in journal()
+
+        # The contract: refused before the key is pressed, and the key says why and runs nothing.
+        await wait_for(pilot, lambda: "refused" in words(app, "#migr-keys"), what="contract refused on screen")
+        keys_text = words(app, "#migr-keys")
+        assert "drop-customer" in keys_text and "1.0.0" in keys_text
+        before = len(app._notifications)
+        await pilot.press("M")
+        await wait_for(pilot, lambda: len(app._notifications) > before, what="refusal said")
+        assert "1.0.0" in list(app._notifications)[-1].message
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert "customer" in columns(db)
+        assert any(outcome == "refused" for action, outcome, _ in journal() if action == "migrate")
+
+        # Roll back last: orders-audit's down action, after the protected confirmation.
+        assert "roll back migration orders-audit" in words(app, "#migr-keys")
+        await pilot.press("U")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press(*"production", "enter", *"CHG-1 undo audit", "enter")
+        await wait_for(
+            pilot,
+            lambda: any("orders-audit" in line and "↺" in line for line in text(app, "#migr-rows").splitlines()),
+            timeout=10,
+            what="orders-audit rolled back",
+        )
+        assert ("migrate-down", "ok", "CHG-1 undo audit") in journal()
+        card = words(app, "#migr-rows")
+        assert "✓ applied" in card  # orders-full-name stays applied
