@@ -355,3 +355,21 @@ async def test_through_the_real_session_on_a_sqlite_database(tmp_path: Path) -> 
         assert ("migrate-down", "ok", "CHG-1 undo audit") in journal()
         card = words(app, "#migr-rows")
         assert "✓ applied" in card  # orders-full-name stays applied
+
+
+@pytest.mark.asyncio
+async def test_help_fits_80x24_and_scrolls_to_every_key(tmp_path: Path) -> None:
+    """The key list (longer still with M and U) is longer than 24 rows: it scrolls inside a
+    dialog no wider than the terminal, instead of being cut off."""
+    app = make_app(make_session(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: started(app), what="started")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        dialog = app.screen.query_one("#dialog").region
+        assert dialog.right <= 80 and dialog.bottom <= 24
+        assert app.screen.query_one("#hint").region.bottom <= dialog.bottom  # "Esc closes" is seen
+        scroll = app.screen.query_one("#scroll")
+        assert scroll.max_scroll_y > 0
+        await pilot.press("end")
+        await wait_for(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y, what="scrolled to the end")
