@@ -294,15 +294,27 @@ def open_ui(loader: SessionLoader, plan_path: str, rollout: tuple[str, str, str]
 
 
 def screen_loader(
-    preview: Preview, read: Any, state_dir: str | None, *, demo_traffic: bool = False
+    preview: Preview,
+    read: Any,
+    state_dir: str | None,
+    *,
+    demo_traffic: bool = False,
+    plan_path: str | None = None,
 ) -> SessionLoader:
+    """``plan_path``: the plan file, whose folder [[migrations]] ``file`` actions are read from."""
     from cockpit.ui.loading import SessionLoader
 
+    plan_dir = plan_folder(plan_path)
     return SessionLoader(
         preview=preview,
         read_plan=read,
-        open_session=lambda plan: new_session(plan, state_dir, demo_traffic=demo_traffic),
+        open_session=lambda plan: new_session(plan, state_dir, demo_traffic=demo_traffic, plan_dir=plan_dir),
     )
+
+
+def plan_folder(plan_path: str | None) -> Path | None:
+    """Where a plan file's relative [[migrations]] ``file`` actions live."""
+    return Path(plan_path).resolve().parent if plan_path else None
 
 
 def start_log(ctx: click.Context, log_file: str | None, level: str) -> None:
@@ -512,7 +524,10 @@ def open_cmd(plan_path: str, state_dir: str | None) -> None:
     """Open the cockpit on PLAN."""
     require_terminal()
     loader = screen_loader(
-        preview_of(read_for_preview(plan_path), Path(plan_path).stem), lambda: load(plan_path), state_dir
+        preview_of(read_for_preview(plan_path), Path(plan_path).stem),
+        lambda: load(plan_path),
+        state_dir,
+        plan_path=plan_path,
     )
     open_ui(loader, plan_path)
 
@@ -532,6 +547,9 @@ def check(plan_path: str) -> None:
     from cockpit.gate_report import check_promql
 
     lines, ok = check_promql(plan)
+    from cockpit.migrations.lint import report as migration_report
+
+    lines += migration_report(plan.migrations, Path(plan_path).parent)
     for line in lines:
         click.echo(line)
     if not ok:
@@ -744,10 +762,11 @@ def rollout(
                 reason or "headless rollout",
                 timeout,
                 pause_timeout=pause_timeout,
+                plan_dir=plan_folder(plan_path),
             )
         )
     loader = screen_loader(
-        preview_of(read_for_preview(plan_path), plan.service.name), lambda: plan, state_dir
+        preview_of(read_for_preview(plan_path), plan.service.name), lambda: plan, state_dir, plan_path=plan_path
     )
     open_ui(loader, plan_path, (env_name, version, reason))
 
@@ -762,6 +781,7 @@ def run_headless(
     timeout: float = 1800.0,
     demo_traffic: bool = False,
     pause_timeout: float | None = None,
+    plan_dir: Path | None = None,
 ) -> int:
     from cockpit.headless import run_rollout, transition_printer
 
@@ -772,6 +792,7 @@ def run_headless(
         state_dir,
         demo_traffic=demo_traffic,
         on_transition=transition_printer(sys.stdout, time.monotonic()),
+        plan_dir=plan_dir,
     )
     log.info("headless rollout of %s to %s", version, env)
     code = asyncio.run(

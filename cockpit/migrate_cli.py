@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -84,7 +85,7 @@ def migrate(
         fail(f"{plan_path} has no [[migrations]] steps")
     if env.database is None:
         fail(f"{env_name} has no database in {plan_path} ([environments.database])")
-    session = make_session(plan, state_dir)
+    session = make_session(plan, state_dir, plan_dir=Path(plan_path).resolve().parent)
     what = "resolve" if resolve else "down" if down else "all" if run_all else "next" if run_next else "list"
     sys.exit(asyncio.run(run(session, plan, env_name, what, phase=phase, resolve=resolve, reason=reason)))
 

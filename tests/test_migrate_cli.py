@@ -168,3 +168,24 @@ def test_usage_errors(setup: tuple[Path, Path]) -> None:
     assert code == 2 and "--phase goes with --next or --all" in out
     result = CliRunner().invoke(cli, ["migrate", str(plan), "--env", "nowhere"])
     assert result.exit_code == 2 and "no environment 'nowhere'" in result.output
+
+
+def test_file_actions_are_read_beside_the_plan(
+    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = make_db(tmp_path / "shop.db")
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "full-name.sql").write_text("ALTER TABLE orders ADD COLUMN customer_name TEXT;\n")
+    text = PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", db=db, contract="manual", protected="false")
+    text = text.replace(
+        'up = { sql = "ALTER TABLE orders ADD COLUMN customer_name TEXT; UPDATE orders SET customer_name = customer;" }',
+        'up = { file = "sql/full-name.sql" }',
+    )
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # relative to the plan's folder, not to where it is run from
+    code, out = migrate(plan, "--next")
+    assert code == 0, out
+    assert "expand 'orders-full-name' of 1.1.0 applied in " in out and "customer_name" in columns(db)

@@ -20,6 +20,9 @@ from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.migrations.api import StepState
 from cockpit.plan import parse_plan
 from tests.memory_backend import MemoryBackend
+from tests.postgres_fixtures import PgDatabase
+
+pytest_plugins = ["tests.postgres_fixtures"]  # postgres_db: a fresh database per test
 
 # 1.1.0 renames orders.customer to customer_name the expand/contract way.
 STEPS = """
@@ -366,10 +369,14 @@ async def test_two_sessions_racing_for_one_step_run_it_once(state_dir: Path, tmp
         assert sorted(r.ok for r in results) == [False, True], [r.message for r in results]
         winner = "ann" if results[0].ok else "bob"
         loser = next(r for r in results if not r.ok)
-        # It found the lock held, and says who holds it (or, coming in after, the step applied).
+        # It found the lock held (or the record running) and says who holds it; or, reading the records after the
+        # winner's step ended, it found the step applied (the list moved on): nothing ran twice.
         assert (
             loser.message.startswith("another cockpit is migrating sqlite:///") and f"cockpit {winner}@" in loser.message
-        ) or "is already applied" in loser.message, loser.message
+        ) or loser.message.startswith(f"expand 'orders-full-name' of 1.1.0 is running now by {winner}@") or loser.message in (
+            "expand 'orders-full-name' of 1.1.0 is already applied",
+            "the next step is now 'orders-audit', not 'orders-full-name': look again",
+        ), loser.message
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM big").fetchone() == (400000,)
         ran = [s for s in (one, two) if any(o == "ok" for _, o, _ in journal(s, "migrate"))]
@@ -396,5 +403,204 @@ async def test_no_database_and_no_migrations_are_said(state_dir: Path, tmp_path:
     session = Session(plain, state_dir=state_dir)
     try:
         assert session.view("production").migrations is None
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_view_carries_records_and_lint_findings(state_dir: Path, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "shop.db")
+    session = await started(make_plan(db), state_dir)
+    try:
+        controller = session.controller("production")
+        migrations = controller.migrations
+        assert migrations is not None
+        await until(lambda: migrations.refreshed and (migrations.lint or migrations.lint_error), what="linted")
+        view = session.view("production").migrations
+        assert view is not None and view.database == f"sqlite://{db}"
+        assert [s.name for s in view.steps] == ["orders-full-name", "orders-audit", "drop-customer"]
+        assert view.next_step == "orders-full-name" and view.next_refused is None
+        assert view.rollback_refused == "no step is applied on production"
+        if view.lint_error is not None:  # squawk is not installed here: said, not a silent pass
+            assert "pip install squawk-cli" in view.lint_error
+        else:
+            # Dropping a column is what squawk warns about, on the step that does it.
+            drop = next(s for s in view.steps if s.name == "drop-customer")
+            assert any(f.rule == "ban-drop-column" for f in drop.lint), drop.lint
+            assert {f.step for f in view.findings} >= {"drop-customer"}
+    finally:
+        await session.close()
+
+
+PG_PLAN = """
+[service]
+name = "{service}"
+
+[[environments]]
+name = "production"
+initial_version = "1.0.0"
+  [environments.backend]
+  adapter = "memory"
+  [environments.database]
+  url = "{url}"
+  password = "pg"
+  contract = "after-promote"
+  lock_timeout = "500ms"
+
+[strategy.canary]
+steps = [{{ set_weight = 50 }}, {{ pause = {{}} }}]
+
+[secrets]
+pg = "env:COCKPIT_TEST_PG_PASSWORD_B"
+
+[[migrations]]
+name = "orders-full-name"
+release = "1.1.0"
+phase = "expand"
+up = {{ sql = "ALTER TABLE orders ADD COLUMN customer_name text; UPDATE orders SET customer_name = customer;" }}
+down = {{ sql = "ALTER TABLE orders DROP COLUMN customer_name;" }}
+
+[[migrations]]
+name = "drop-customer"
+release = "1.1.0"
+phase = "contract"
+irreversible = true
+up = {{ sql = "ALTER TABLE orders DROP COLUMN customer;" }}
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_release_on_postgresql(state_dir: Path, postgres_db: PgDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expand before the canary, contract refused while 1.0.0 runs then run by itself after
+    the promote, roll back refused after it; the password from [secrets], never journaled."""
+    monkeypatch.setenv("COCKPIT_TEST_PG_PASSWORD_B", postgres_db.password)
+    with postgres_db.connect() as conn:
+        conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, customer text)")
+        conn.execute("INSERT INTO orders (customer) VALUES ('ann')")
+
+    def pg_columns() -> set[str]:
+        with postgres_db.connect() as conn:
+            rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'orders'")
+            return {r[0] for r in rows.fetchall()}
+
+    plan = parse_plan(PG_PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", url=postgres_db.url))
+    session = await started(plan, state_dir)
+    try:
+        controller = session.controller("production")
+        mem = backend(session)
+        at_deploy: list[set[str]] = []
+        deploy = mem.deploy_canary
+
+        async def watching_deploy(version: str) -> None:
+            at_deploy.append(pg_columns())
+            await deploy(version)
+
+        mem.deploy_canary = watching_deploy  # type: ignore[method-assign]
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
+        await until(lambda: controller.state.phase is Phase.PAUSED, what="paused at 50%")
+        assert at_deploy == [{"id", "customer", "customer_name"}]
+        refused = await session.submit("production", RunMigration())
+        assert not refused.ok and "a rollout of 1.1.0 is in progress" in refused.message
+        assert (await session.submit("production", Promote())).ok
+        await until(lambda: "customer" not in pg_columns(), what="contract after the promote")
+        await until(lambda: journal(session, "migrate")[-1][1] == "ok", what="contract journaled")
+        undo = await session.submit("production", RollbackMigration())
+        assert not undo.ok and undo.message.endswith("is irreversible: it cannot be rolled back")
+        view = session.view("production").migrations
+        assert view is not None and view.database == postgres_db.url
+        everything = " ".join(r.detail + r.reason for r in session.journal.records(limit=1000))
+        assert postgres_db.password not in everything
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(
+    state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cockpit.headless import EXIT_ERROR, EXIT_OK, run_rollout
+
+    db = make_db(tmp_path / "broken.db", audit=False)
+    session = Session(make_plan(db), state_dir=state_dir / "one", user="ci")
+    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30) == EXIT_ERROR
+    said = capsys.readouterr().out
+    assert "aborted (migration-failed): expand failed: " in said and "no such table: audit" in said
+
+    db = make_db(tmp_path / "shop.db")
+    session = Session(make_plan(db), state_dir=state_dir / "two", user="ci")
+    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30) == EXIT_OK
+    assert columns(db) == {"id", "customer", "customer_name"}  # contract = "manual": not run
+
+
+@pytest.mark.asyncio
+async def test_command_steps_run_as_a_task_where_the_backend_has_one(
+    state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend with ``run_task`` (Docker) runs a step's command in a one-off workload of
+    the step's release; a task that fails fails the step with its last lines."""
+    from types import SimpleNamespace
+
+    from cockpit.adapters.base import BackendError
+
+    tasks: list[tuple[str, list[str], dict]] = []
+
+    async def run_task(self, version, command, *, name="task", env=None, timeout=600.0, on_line=None):
+        tasks.append((version, list(command), dict(env or {})))
+        if "--fail" in command:
+            # As Docker's TaskFailed: a BackendError carrying the task's exit code and last lines.
+            err = BackendError("task migrate (1.1.0) exited with code 3")
+            err.result = SimpleNamespace(exit_code=3, tail=("boom: no table",))  # type: ignore[attr-defined]
+            raise err
+        return SimpleNamespace(exit_code=0, tail=("migrated 1 table",))
+
+    monkeypatch.setattr(MemoryBackend, "run_task", run_task, raising=False)
+    db = make_db(tmp_path / "shop.db")
+    text = PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", db=db, contract="manual", protected="false")
+    text = text.replace(
+        'up = { sql = "ALTER TABLE orders ADD COLUMN customer_name TEXT; UPDATE orders SET customer_name = customer;" }',
+        'up = { command = ["/nowhere/migrate", "up", "{version}"], env = { MODE = "{env}" } }',
+    ).replace(
+        'up = { sql = "INSERT INTO audit (what) VALUES (\'1.1.0\');" }',
+        'up = { command = ["/nowhere/migrate", "--fail"] }',
+    )
+    session = Session(parse_plan(text), state_dir=state_dir)
+    try:
+        ok = await session.submit("production", RunMigration())
+        assert ok.ok, ok.message
+        assert tasks[0] == ("1.1.0", ["/nowhere/migrate", "up", "1.1.0"], {"MODE": "production"})
+        assert "migrated 1 table" in ok.message
+        failed = await session.submit("production", RunMigration())
+        assert not failed.ok and failed.cause is Cause.MIGRATION_FAILED
+        assert "exited with code 3" in failed.message and "boom: no table" in failed.message
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_platform_that_walks_the_steps_gets_the_rollout_only_after_expand(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    from cockpit.adapters import memory_platform
+
+    memory_platform.register()
+    db = make_db(tmp_path / "shop.db", audit=False)
+    text = PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", db=db, contract="manual", protected="false")
+    session = await started(parse_plan(text.replace('adapter = "memory"', 'adapter = "memory-platform"')), state_dir)
+    try:
+        controller = session.controller("production")
+        result = await session.submit("production", StartRollout("1.1.0"))
+        assert not result.ok and result.cause is Cause.MIGRATION_FAILED
+        assert result.message.startswith("expand failed: expand 'orders-audit' of 1.1.0 failed after ")
+        assert "nothing was deployed" in result.message
+        assert controller.state.phase is Phase.HEALTHY and controller.poll.status is not None
+        assert (await controller.backend.status()).canary is None
+        assert ("rollout", "failed") in [(a, o) for a, o, _ in journal(session, "rollout")]
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE audit (what TEXT)")
+        result = await session.submit("production", StartRollout("1.1.0"))
+        assert result.ok, result.message
+        assert columns(db) == {"id", "customer", "customer_name"}
+        await until(lambda: controller.state.in_rollout, what="the platform took the rollout")
     finally:
         await session.close()

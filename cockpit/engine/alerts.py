@@ -21,6 +21,7 @@ from cockpit.engine.state import Cause, Phase, RolloutState
 ABORTED_BY = {
     Cause.ANALYSIS_FAILED: "by analysis",
     Cause.SMOKE_FAILED: "by a smoke check",
+    Cause.MIGRATION_FAILED: "by a failing expand step (nothing was deployed)",
     Cause.HEALTH_GATE: "by the health gate",
     Cause.CRASH_LOOP: "by a crash loop",
     Cause.BACKEND_FAILURE: "after a backend failure",

@@ -64,6 +64,7 @@ class EnvironmentController:
         clock: Clock = SYSTEM_CLOCK,
         state_dir: Path | None = None,
         secret: Callable[[str], str] | None = None,
+        plan_dir: Path | None = None,
     ) -> None:
         self.plan = plan
         self.env = env
@@ -85,6 +86,9 @@ class EnvironmentController:
                 clock=clock,
                 user=user,
                 changed=self.changed,
+                plan_dir=plan_dir,
+                # Docker runs a step's command in a one-off container of the release's image.
+                task_runner=backend if callable(getattr(backend, "run_task", None)) else None,  # type: ignore[arg-type]
             )
         self._migrations_task: asyncio.Task[None] | None = None
         self.driver: Driver = driver_class(backend.capabilities, backend.name)(self)
@@ -260,9 +264,11 @@ class EnvironmentController:
         migrations = self.migrations
 
         async def watch() -> None:
+            await migrations.refresh()
+            await migrations.run_lint()
             while True:
-                await migrations.refresh()
                 await self.clock.sleep(MIGRATIONS_REFRESH)
+                await migrations.refresh()
 
         self._migrations_task = self.spawn(watch(), f"migrations-{self.env.name}")
         self._tasks.append(self._migrations_task)

@@ -17,11 +17,12 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from cockpit.adapters.base import BackendError
 from cockpit.engine import migration_guards as guards
 from cockpit.engine.clock import Clock
 from cockpit.engine.migration_guards import Observed
@@ -34,11 +35,13 @@ from cockpit.migrations.api import (
     MigrationError,
     MigrationsView,
     MigrationTarget,
+    OnLine,
     StepRecord,
     StepRun,
     StepState,
     StepView,
 )
+from cockpit.migrations.command import CommandExecutor, CommandResult, CommandSpec
 from cockpit.model import BackendStatus
 from cockpit.plan.migrations import Database, Migration
 from cockpit.secrets import redact
@@ -81,6 +84,43 @@ class StepOutcome:
     failed: bool = False  # a failure (the step failed, the database is unreachable), not a refusal
 
 
+class TaskRunner(Protocol):
+    """A backend that runs a command once in a new workload of a version (Docker's
+    ``run_task``): a migration CLI then runs with the release's own image and settings."""
+
+    async def run_task(
+        self,
+        version: str,
+        command: Sequence[str],
+        *,
+        name: str = "task",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 600.0,
+        on_line: Callable[[str], None] | None = None,
+    ) -> Any: ...
+
+
+def task_executor(backend: TaskRunner, release: Callable[[], str]) -> CommandExecutor:
+    """Run a step's ``command`` as a one-off task of ``release()`` on ``backend``, answering
+    as the runner's own process executor does (ok, output, error, exit code)."""
+
+    async def execute(spec: CommandSpec, on_line: OnLine | None) -> CommandResult:
+        version = release()
+        env = {**spec.env, **spec.secret_env}
+        try:
+            done = await backend.run_task(
+                version, spec.argv, name="migrate", env=env, timeout=spec.timeout, on_line=on_line
+            )
+        except BackendError as err:
+            # A task that ran and failed carries its result (exit code, last lines).
+            result = getattr(err, "result", None)
+            tail = "\n".join(getattr(result, "tail", ()) or ())
+            return CommandResult(False, tail, redact(str(err)), getattr(result, "exit_code", None))
+        return CommandResult(True, "\n".join(done.tail), None, done.exit_code)
+
+    return execute
+
+
 def _default_opener() -> Opener:
     from cockpit.migrations.open import open_target
 
@@ -109,6 +149,8 @@ class MigrationsController:
         user: str,
         opener: Opener | None = None,
         changed: Callable[[], None] = lambda: None,
+        plan_dir: Path | None = None,
+        task_runner: TaskRunner | None = None,
     ) -> None:
         self.steps = tuple(steps)
         self.database = database
@@ -121,6 +163,10 @@ class MigrationsController:
         self.user = user
         self.by = f"{user}@{socket.gethostname()}"
         self._opener = opener
+        self.plan_dir = plan_dir  # where relative ``file`` actions are read from
+        self._release = ""  # the release of the step running now: the image of its task
+        # A backend that runs one-off tasks (Docker) runs ``command`` actions there.
+        self._executor = None if task_runner is None else task_executor(task_runner, lambda: self._release)
         self._changed = changed
         self._target: MigrationTarget | None = None
         self.records: dict[str, StepRecord] = {}
@@ -143,7 +189,13 @@ class MigrationsController:
         if self._target is None:
             try:
                 self._target = (self._opener or _default_opener())(
-                    self.database, service=self.service, env=self.env, state_dir=self.state_dir, secret=self.secret
+                    self.database,
+                    service=self.service,
+                    env=self.env,
+                    state_dir=self.state_dir,
+                    secret=self.secret,
+                    plan_dir=self.plan_dir,
+                    executor=self._executor,
                 )
             except MigrationError:
                 raise
@@ -167,6 +219,18 @@ class MigrationsController:
             log.exception("%s: reading the migration records failed", self.env)
             self.error = redact(f"{type(err).__name__}: {err}")
         self.refreshed = True
+        self._changed()
+
+    async def run_lint(self) -> None:
+        """squawk's findings on the steps' SQL, once (the plan does not change while the
+        cockpit runs). squawk missing or failing is said in the view, never a silent pass."""
+        from cockpit.migrations.lint import lint_steps
+
+        try:
+            self.lint = tuple(await asyncio.to_thread(lint_steps, self.steps, self.plan_dir))
+            self.lint_error = None
+        except MigrationError as err:
+            self.lint, self.lint_error = (), redact(str(err))
         self._changed()
 
     @property
@@ -418,7 +482,7 @@ class MigrationsController:
         unwritten = self.journal(action, "started", reason=reason, detail=start, user=user)
         if unwritten:
             return StepOutcome(False, f"not run, nothing changed: {unwritten}", step=step.name)
-        self.running = step.name
+        self.running, self._release = step.name, step.release
         self.live.clear()
         self._changed()
         began = self.clock.monotonic()

@@ -92,7 +92,10 @@ class Session:
         on_transition: TransitionListener | None = None,
         clock: Clock = SYSTEM_CLOCK,
         driver_lock: DriverLock | None = None,
+        plan_dir: Path | None = None,
     ) -> None:
+        """``plan_dir``: the plan file's folder, where [[migrations]] ``file`` actions are
+        read from (``None``: a plan not read from a file; such a file action says so)."""
         self.plan = plan
         self.clock = clock
         self.guardrails = Guardrails(plan.guardrails, driver_lock, clock)
@@ -118,6 +121,7 @@ class Session:
                 clock,
                 state_dir=self.state_dir,
                 secret=self._secret,
+                plan_dir=plan_dir,
             )
             controller.add_change_listener(self._changed)
             # Alerts come from the state every driver sets, seen at every change.

@@ -132,3 +132,28 @@ def _run(
             )
         )
     return out
+
+
+def report(steps: Sequence[Migration], plan_dir: Path | None) -> list[str]:
+    """``cockpit check``'s lines for the migrations: each step, then squawk's findings (or
+    why squawk could not run). Findings advise; they do not fail the check."""
+    if not steps:
+        return []
+    lines = ["migrations"]
+    for step in steps:
+        kind = step.up.kind
+        back = "irreversible" if step.irreversible else ("reversible" if step.down else "no down")
+        tx = "" if step.transaction else ", no transaction"
+        lines.append(f"  {step.name:<24} {step.phase:<8} {step.release:<10} {kind}, {back}{tx}")
+    try:
+        findings = lint_steps(steps, plan_dir)
+    except MigrationError as err:
+        return [*lines, f"  lint: {err}"]
+    sql_actions = sum(1 for s in steps for a in (s.up, s.down) if a is not None and a.command is None)
+    if not findings:
+        lines.append(f"  lint: squawk found nothing in {sql_actions} SQL action(s)")
+    for f in findings:
+        lines.append(f"  lint: {f.step} ({f.direction}) line {f.line}:{f.column} {f.rule}: {f.message}")
+        if f.help:
+            lines.append(f"        {f.help}")
+    return lines

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from cockpit.adapters import registry
 from cockpit.adapters.base import Capability
 from cockpit.plan.locate import line_of
+from cockpit.plan.migration_checks import check_migrations
 from cockpit.plan.models import NAME, TIME_OF_DAY, Plan, Strategy
 
 Path_ = tuple[str | int, ...]
@@ -352,6 +353,8 @@ def _semantic_issues(plan: Plan, file: str, text: str) -> list[PlanIssue]:
                 f"environment {', '.join(builtin_only)} reads metrics that run built-in metrics only;"
                 " use 'metric', or a metrics source that runs queries",
             )
+    # [[migrations]] and each environment's database (a plan given as text has no folder).
+    check_migrations(plan, Path(file).parent if Path(file).is_file() else None, add)
     return issues
 
 
