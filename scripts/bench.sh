@@ -39,3 +39,15 @@ else
 fi
 echo "== prometheus gates: new targets queryable, regression start to abort (demo's own Prometheus)"
 .venv/bin/python scripts/bench_prometheus_abort.py
+echo "== migrations: a step's duration, lock_timeout precision (SQLite; PostgreSQL when installed), squawk's time"
+if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && [[ -z "${COCKPIT_TEST_POSTGRES_URL:-}" ]]; then
+    (
+        MRT=$(mktemp -d /tmp/cockpit-pg-bench.XXXXXX)
+        trap 'bash scripts/servers.sh stop "$MRT"; rm -rf "$MRT"' EXIT
+        # shellcheck disable=SC1090
+        source <(bash scripts/servers.sh start "$MRT" postgres)
+        .venv/bin/python scripts/bench_migrations.py
+    )
+else
+    .venv/bin/python scripts/bench_migrations.py
+fi

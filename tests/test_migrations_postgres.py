@@ -71,6 +71,19 @@ async def test_failing_step_leaves_nothing_and_rerun_resumes(postgres_db: PgData
 
 
 @pytest.mark.asyncio
+async def test_a_step_and_its_record_commit_together(postgres_db: PgDatabase) -> None:
+    # A step whose own record cannot be written (it drops the record table) must leave
+    # nothing: were the record written after the DDL's commit, the DDL would stay.
+    t = postgres_db.target()
+    run = await t.run(
+        step("rogue", "CREATE TABLE c (id int); DROP TABLE cockpit_migrations;"), "up", by="ann"
+    )
+    assert not run.ok and "cockpit_migrations" in (run.error or "")
+    assert postgres_db.tables() == {"cockpit_migrations"}
+    assert (await t.records())["rogue"].state is StepState.FAILED
+
+
+@pytest.mark.asyncio
 async def test_step_blocked_by_a_lock_fails_within_lock_timeout(postgres_db: PgDatabase) -> None:
     t = postgres_db.target()
     assert (await t.run(step("orders", "CREATE TABLE orders (id int);"), "up", by="ann")).ok
@@ -193,3 +206,20 @@ async def test_wrong_password_is_a_clear_unavailable(postgres_db: PgDatabase) ->
     text = str(err.value)
     assert "password authentication failed" in text and postgres_db.url.split("/")[2] in text
     assert "Wr0ng-Secret-Value" not in text and postgres_db.password not in text
+
+
+@pytest.mark.asyncio
+async def test_server_down_is_a_clear_unavailable() -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = open_target(
+        Database(url=f"postgresql://cockpit@127.0.0.1:{port}/shop"),
+        service="s", env="e", state_dir="/", secret=str,
+    )  # fmt: skip
+    with pytest.raises(
+        DatabaseUnavailable, match=rf"postgresql://cockpit@127.0.0.1:{port}/shop cannot be reached: .*refused"
+    ):
+        await t.records()

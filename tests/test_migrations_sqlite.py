@@ -116,6 +116,18 @@ async def test_failing_step_leaves_nothing_and_retry_resumes(tmp_path: Path) -> 
 
 
 @pytest.mark.asyncio
+async def test_a_step_and_its_record_commit_together(tmp_path: Path) -> None:
+    # A step whose own record cannot be written (it drops the record table) leaves nothing.
+    t = target(tmp_path)
+    run = await t.run(
+        step("rogue", "CREATE TABLE c (id INTEGER); DROP TABLE cockpit_migrations;"), "up", by="ann"
+    )
+    assert not run.ok and "cockpit_migrations" in (run.error or "")
+    assert tables(tmp_path / "staging.db") == {"cockpit_migrations"}
+    assert (await t.records())["rogue"].state is StepState.FAILED
+
+
+@pytest.mark.asyncio
 async def test_lock_held_names_holder_and_runs_nothing(tmp_path: Path) -> None:
     t = target(tmp_path)
     held = t._acquire("bob@bastion")
@@ -130,7 +142,7 @@ async def test_lock_held_names_holder_and_runs_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_blocked_step_fails_within_lock_timeout(tmp_path: Path) -> None:
-    t = target(tmp_path, lock_timeout=0.3)
+    t = target(tmp_path)  # the database's default is 2 s: the step's own 0.3 s must win
     await t.records()  # creates the file and its record table
     other = sqlite3.connect(tmp_path / "staging.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # a writer that holds the database

@@ -130,7 +130,8 @@ class PostgresTarget(SqlTarget):
                     f"{self.description}: the records cannot be read: {self._say(err)}"
                 ) from None
 
-    def _write(self, record: StepRecord) -> None:
+    def _write(self, record: StepRecord, lock_timeout: float | None = None) -> None:
+        # Row locks on the record table are brief (every writer holds the advisory lock).
         with self._connect() as conn:
             try:
                 conn.execute(records.upsert("%s"), records.to_row(record))

@@ -66,8 +66,9 @@ class SqlTarget(ABC):
         """Rows of the record table (all, or one step's); creates the table if missing."""
 
     @abstractmethod
-    def _write(self, record: StepRecord) -> None:
-        """Upsert one record in its own committed transaction."""
+    def _write(self, record: StepRecord, lock_timeout: float | None = None) -> None:
+        """Upsert one record in its own committed transaction (waiting at most
+        ``lock_timeout`` for a lock, where the database makes the record wait for one)."""
 
     @abstractmethod
     def _apply_sql(
@@ -134,7 +135,8 @@ class SqlTarget(ABC):
                 error, by, direction, transactional,
             )  # fmt: skip
 
-        await asyncio.to_thread(self._write, record(StepState.RUNNING))
+        # The step's own lock_timeout: on SQLite even this row waits for the file's lock.
+        await asyncio.to_thread(self._write, record(StepState.RUNNING), self.timeouts(step)[0])
         success = StepState.APPLIED if direction == "up" else StepState.ROLLED_BACK
         # A failed down leaves the step applied (with a transaction nothing of the down stayed).
         if action.command is not None:

@@ -90,14 +90,15 @@ class SqliteTarget(SqlTarget):
             except sqlite3.Error as err:
                 raise DatabaseUnavailable(f"{self.description}: the records cannot be read: {err}") from None
 
-    def _write(self, record: StepRecord) -> None:
-        with closing(self._connect()) as conn:
+    def _write(self, record: StepRecord, lock_timeout: float | None = None) -> None:
+        wait = float(self.db.lock_timeout) if lock_timeout is None else lock_timeout
+        with closing(self._connect(busy=wait)) as conn:
             try:
                 conn.execute(records.upsert("?"), records.to_row(record))
             except sqlite3.Error as err:
                 why = str(err)
                 if "locked" in why or "busy" in why:  # SQLite locks the whole file for a writer
-                    why = f"lock timeout ({float(self.db.lock_timeout):g} s): {why} by another writer"
+                    why = f"lock timeout ({wait:g} s): {why} by another writer"
                 raise MigrationError(
                     f"{self.description}: the record of {record.name!r} cannot be written: {why}"
                 ) from None
