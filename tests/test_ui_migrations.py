@@ -20,7 +20,7 @@ from cockpit.engine.commands import Command, RollbackMigration, RunMigration
 from cockpit.engine.session import Session
 from cockpit.engine.state import Phase
 from cockpit.engine.views import ActionResult, EnvView
-from cockpit.migrations.api import MigrationsView
+from cockpit.migrations.api import MigrationsView, StepState
 from cockpit.ui import migration_text, render
 from cockpit.ui.app import CockpitApp
 from cockpit.ui.screens.confirm import ConfirmScreen
@@ -373,3 +373,20 @@ async def test_help_fits_80x24_and_scrolls_to_every_key(tmp_path: Path) -> None:
         assert scroll.max_scroll_y > 0
         await pilot.press("end")
         await wait_for(pilot, lambda: scroll.scroll_y == scroll.max_scroll_y, what="scrolled to the end")
+
+
+@pytest.mark.asyncio
+async def test_a_long_list_scrolls_to_the_selected_step_at_80x24(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    many = tuple(mv.step(f"step-{i:02d}", StepState.APPLIED, duration=0.1) for i in range(14))
+    mv.inject(session, "dev", MigrationsView(database=mv.DB, steps=many, last_applied="step-13"))
+    app = make_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_view(pilot, app, "dev")
+        table = app.screen.query_one("#migr-table")
+        assert 0 < table.size.height < 15  # not every row fits: the list scrolls
+        for target in ("step-13", "step-00"):
+            await wait_for(pilot, lambda t=target: text(app, "#migr-detail").startswith(t), what=target)
+            row = next(i for i, line in enumerate(text(app, "#migr-rows").splitlines()) if line.startswith("▸"))
+            assert table.scroll_y <= row < table.scroll_y + table.size.height, (target, row, table.scroll_y)
+            await pilot.press(*["up"] * 13)

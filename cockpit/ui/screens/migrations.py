@@ -318,6 +318,7 @@ class MigrationsScreen(CockpitModal[None]):
             self.selected = default_selection(m)
         step = next((s for s in m.steps if s.name == self.selected), None)
         self._set("#migr-rows", steps_table(m, self.selected, width))
+        self._keep_in_sight(next((i for i, s in enumerate(m.steps) if s.name == self.selected), 0))
         self._set("#migr-detail", step_detail(step, m))
         run_key, undo_key = self._key("migrate_next"), self._key("migrate_undo")
         asks = [
@@ -329,6 +330,15 @@ class MigrationsScreen(CockpitModal[None]):
         self._set("#migr-keys", Content("\n").join(asks))
         hint = f"↑/↓ step · {run_key} run next · {undo_key} roll back last · PgUp/PgDn output · Esc closes"
         self._set("#migr-hint", Content.styled(hint, render.DIM))
+
+    def _keep_in_sight(self, index: int) -> None:
+        """Scroll the table (it takes at most half the dialog) so the selected row shows."""
+        table = self.query_one("#migr-table", VerticalScroll)
+        row, height = index + 1, table.size.height  # + 1: the heading
+        if height <= 0:
+            return
+        if row < table.scroll_y + 1 or row >= table.scroll_y + height:
+            table.scroll_to(y=max(0, row - height + 1) if row >= table.scroll_y + height else row - 1, animate=False)
 
     def _set(self, part: str, content: Content) -> None:
         # Static.update() relayouts; skip it when neither the text nor its styles changed.
