@@ -18,8 +18,9 @@ from cockpit.ui.app import CockpitApp
 from cockpit.ui.config import load_config
 from cockpit.ui.screens.confirm import ConfirmScreen
 from cockpit.ui.screens.history import HistoryScreen
-from cockpit.ui.screens.info import HelpScreen, MigrationsScreen
+from cockpit.ui.screens.info import HelpScreen
 from cockpit.ui.screens.main import MainScreen
+from cockpit.ui.screens.migrations import MigrationsScreen
 from cockpit.ui.screens.pickers import RevisionPicker, VersionPicker
 from cockpit.ui.screens.summary import StartSummary
 from cockpit.ui.themes import load_themes
@@ -283,7 +284,7 @@ async def test_history_help_migrations_and_theme(tmp_path: Path) -> None:
         await pilot.press("escape")
         await pilot.press("m")
         await wait_for(pilot, lambda: isinstance(app.screen, MigrationsScreen), what="migrations")
-        assert "no migrations in this plan" in str(app.screen.query_one("#body").render())
+        assert "no [[migrations]] in this plan" in str(app.screen.query_one("#migr-rows").render())
         await pilot.press("escape")
         await pilot.pause()
 

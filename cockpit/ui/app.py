@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 # The main screen's actions that act on the focused environment: the palette names it.
 ENV_ACTIONS = frozenset(
-    {"start", "weight", "promote", "pause", "promote_full", "abort", "retry", "rollback", "migrations"}
+    {"start", "weight", "promote", "pause", "promote_full", "abort", "retry", "rollback", "migrations",
+     "migrate_next", "migrate_undo"}
 )
 
 CLOSE_TIMEOUT = 30.0  # seconds to wait for the environments to stop before leaving anyway

@@ -19,6 +19,7 @@ from cockpit.engine.state import Activity, Cause, CheckView, Measurement, Outcom
 from cockpit.engine.views import EnvView
 from cockpit.model import MetricsWindow, TrackMetrics, TrackStatus
 from cockpit.plan.models import Plan
+from cockpit.ui import migration_text
 
 PHASE_STYLE = {
     Phase.HEALTHY: "$phase-healthy bold",
@@ -553,7 +554,7 @@ def analysis(view: EnvView, width: int | None = None, recent: bool = False) -> C
 def details(view: EnvView) -> Content:
     url = view.url
     lines = [
-        Content.assemble(("migrations ", "bold"), ("no migrations", DIM)),
+        Content.assemble(("migrations ", "bold"), migration_text.summary(view)),
         Content.assemble(("url ", "bold"), (url, "underline") if url else ("—", DIM)),
     ]
     if view.blue_green and view.rollout.canary_version is not None:

@@ -1,4 +1,4 @@
-"""Small read-only modals: the key help and the migrations list, over the dimmed cockpit."""
+"""Small read-only modals over the dimmed cockpit: the key help."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
@@ -19,8 +19,9 @@ DISABLED = "$foreground 45%"  # a key the focused environment's backend cannot r
 class _Info(CockpitModal[None]):
     DEFAULT_CSS = """
     _Info { align: center middle; }
-    _Info #dialog { width: 96; height: auto; max-height: 90%; padding: 1 2;
+    _Info #dialog { width: 96; max-width: 100%; height: auto; max-height: 90%; padding: 0 1;
                     border: thick $accent; background: $surface; }
+    _Info #scroll { height: auto; max-height: 60vh; scrollbar-size-vertical: 1; }
     _Info #title { text-style: bold; margin-bottom: 1; }
     _Info #hint { color: $text-muted; margin-top: 1; }
     """
@@ -37,8 +38,10 @@ class _Info(CockpitModal[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Content(self.title_text), id="title")
-            yield Static(self.body, id="body")
-            yield Static("Esc closes", id="hint")
+            # Scrolls (↑/↓, PgUp/PgDn): the key list is longer than an 80x24 terminal.
+            with VerticalScroll(id="scroll"):
+                yield Static(self.body, id="body")
+            yield Static("↑/↓ scroll · Esc closes", id="hint")
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -62,10 +65,3 @@ class HelpScreen(_Info):
         )
         body = Content("\n").join(lines)
         super().__init__("Keys (remap them in ~/.config/cockpit/config.toml [keys])", body)
-
-
-class MigrationsScreen(_Info):
-    def __init__(self, env: str) -> None:
-        super().__init__(
-            f"Migrations · {env}", Content.styled("no migrations in this plan", "$foreground 55%")
-        )

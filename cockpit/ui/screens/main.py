@@ -488,9 +488,21 @@ class MainScreen(Screen[None]):
         self.app.push_screen(GateScreen(self.current))
 
     def action_migrations(self) -> None:
-        from cockpit.ui.screens.info import MigrationsScreen
+        from cockpit.ui.screens.migrations import MigrationsScreen
 
         self.app.push_screen(MigrationsScreen(self.current))
+
+    def action_migrate_next(self) -> None:
+        from cockpit.ui import migration_text
+        from cockpit.ui.screens.migrations import act
+
+        act(self, self.cockpit.session, self.current, migration_text.next_ask(self.view()), "run next")
+
+    def action_migrate_undo(self) -> None:
+        from cockpit.ui import migration_text
+        from cockpit.ui.screens.migrations import act
+
+        act(self, self.cockpit.session, self.current, migration_text.undo_ask(self.view()), "roll back last")
 
     def action_history(self) -> None:
         session = self.cockpit.session

@@ -176,6 +176,7 @@ class EnvColumn(VerticalScroll, can_focus=False):
             view.retry_at,
             view.metrics_error,
             view.versions,
+            view.migrations,
             busy,
         )
 

@@ -8,7 +8,11 @@ rollout was aborted), the ones ahead are dim. The steps are the engine's own wor
 ``20%`` and an analysis step drops its check names, which the analysis lines below
 list anyway; a smoke step reads ``smoke``, and once it aborted the rollout, ``smoke NAME``
 with the check that failed (the reason line says what it expected and what came back).
-When the line does not fit it wraps at a step boundary; with fewer lines than needed, a
+An environment with a database shows the release's migration steps with their states
+around the canary's (expand before: they run before anything is deployed; contract
+after), ``✓ orders-full-name → ● 20% → … → promote → ○ drop-customer``: the release
+shown is the rollout's target, or the stable version when no rollout is on (its contract
+may still wait). When the line does not fit it wraps at a step boundary; with fewer lines than needed, a
 window around the current step is shown between ``…``.
 """
 
@@ -18,7 +22,8 @@ from textual.content import Content
 
 from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.engine.views import EnvView
-from cockpit.ui import render
+from cockpit.migrations.api import StepState, StepView
+from cockpit.ui import migration_text, render
 
 ARROW = " → "
 
@@ -40,8 +45,37 @@ def final_step(view: EnvView) -> str:
 
 
 def items(view: EnvView) -> tuple[list[Content], int]:
-    """One styled item per step and the final promote / switch; the current one's index
-    (-1 when no rollout is on)."""
+    """One styled item per step and the final promote / switch, with the release's
+    migration steps around them (expand before, contract after); the current one's index
+    (-1 when no rollout is on and no migration step runs)."""
+    r = view.rollout
+    rolling = r.target_version is not None and r.phase is not Phase.HEALTHY
+    before, after = migration_text.release_steps(view, r.target_version if rolling else r.stable_version)
+    waiting = next((i for i, s in enumerate(before) if s.state is not StepState.APPLIED), None)
+    # While its expand steps are not all applied, the canary waits: none of its steps ran.
+    held = rolling and waiting is not None
+    canary, current = _canary_items(view, held)
+    if held and waiting is not None:
+        current = waiting
+    elif current >= 0:
+        current += len(before)
+    steps: list[StepView | None] = [*before, *([None] * len(canary)), *after]
+    running = next((i for i, s in enumerate(steps) if s is not None and s.state is StepState.RUNNING), None)
+    if running is not None:
+        current = running
+    out = [_migration_item(s) for s in before] + canary + [_migration_item(s) for s in after]
+    if current >= 0 and (step := steps[current]) is not None:
+        out[current] = Content.styled(out[current].plain, f"{migration_text.STATE_MARK[step.state][1]} reverse")
+    return out, current
+
+
+def _migration_item(step: StepView) -> Content:
+    glyph, style = migration_text.STATE_MARK[step.state]
+    name_style = render.DIM if step.state is StepState.APPLIED else style
+    return Content.assemble((f"{glyph} ", style), (step.name, name_style))
+
+
+def _canary_items(view: EnvView, held: bool = False) -> tuple[list[Content], int]:
     r = view.rollout
     names = [short(s) for s in view.steps] + [final_step(view)]
     final = len(names) - 1
@@ -54,6 +88,8 @@ def items(view: EnvView) -> tuple[list[Content], int]:
     for i, name in enumerate(names):
         if not rolling:
             out.append(Content.styled(name, render.DIM))
+        elif held:
+            out.append(Content.styled(name, ""))
         elif i < current:
             out.append(Content.assemble(("✓ ", "$ok"), (name, render.DIM)))
         elif i == current:
