@@ -140,6 +140,7 @@ class AdapterContext:
     run_dir: Path  # private runtime dir (pid files, sockets) for this service/env
     options: Mapping[str, Any] = field(default_factory=dict)  # the env's backend options
     secrets: Callable[[str], str] | None = None  # resolves "keyring:..."/"env:..." refs
+    state_dir: Path | None = None  # the session's state dir (the local demo keeps its databases there)
 
 
 class NoOptions(BaseModel):

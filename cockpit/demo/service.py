@@ -7,6 +7,11 @@ Run as ``python -m cockpit.demo.service --version V --port P --env E``.
   production traffic exercises - so staging looks fine and the canary analysis in
   production is what catches it (~30 % 500s and +150-400 ms there).
 
+``--db URL`` names the orders database (:mod:`cockpit.demo.orders_db`; default: private
+in-memory SQLite): ``/api/orders`` reads it, ``POST /api/orders`` and ``/api/checkout`` write
+it, each version through the column of its schema (:mod:`cockpit.demo.schema`), so a schema
+its version does not expect shows as real 500s.
+
 Every request is logged as one JSON line on stdout; ``/metrics`` serves Prometheus text
 (``http_requests_total{path,code}``, ``http_request_duration_seconds{path}``). SIGTERM
 stops accepting, lets in-flight requests finish, and exits 0 - the zero-downtime
@@ -35,6 +40,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+
+from cockpit.demo.orders_db import MEMORY, OrdersDb, OrdersDbError
 
 # Fine enough below 10 ms for healthy p95/p99 and up to 2 s for the regression.
 BUCKETS = (
@@ -67,6 +74,13 @@ def behaviour(version: str, path: str) -> Behaviour:
     return HEALTHY
 
 
+CUSTOMERS = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barbara Liskov")
+
+
+def random_customer() -> str:
+    return random.choice(CUSTOMERS)
+
+
 def log(level: str, msg: str, **fields: object) -> None:
     # One write + flush per line: the backend reads our stdout in chunks and a line
     # must never sit in a buffer while the engineer watches the log pane.
@@ -76,7 +90,7 @@ def log(level: str, msg: str, **fields: object) -> None:
 
 
 class Service:
-    def __init__(self, version: str, env: str) -> None:
+    def __init__(self, version: str, env: str, db: OrdersDb | None = None) -> None:
         # The *_created series double the scrape size and no consumer here reads them.
         disable_created_metrics()
         self.version = version
@@ -92,7 +106,7 @@ class Service:
             buckets=BUCKETS,
             registry=self.registry,
         )
-        self.orders = 0
+        self.db = db or OrdersDb(MEMORY, version)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware])
@@ -159,8 +173,8 @@ class Service:
 
     async def api_orders(self, request: web.Request) -> web.Response:
         await self._behave("/api/orders")
-        self.orders += 1
-        return web.json_response({"orders": self.orders % 50, "version": self.version})
+        count, recent = await self.db.recent_orders()
+        return web.json_response({"orders": count, "recent": recent, "version": self.version})
 
     async def create_order(self, request: web.Request) -> web.Response:
         """Not idempotent, so the router never retries it. ``?sleep=S`` (0-10 s) keeps it
@@ -174,19 +188,36 @@ class Service:
         await request.read()
         await self._behave("/api/orders")
         await asyncio.sleep(sleep)
-        self.orders += 1
-        return web.json_response({"order": self.orders, "version": self.version}, status=201)
+        order = await self.db.create_order(random_customer(), random.randrange(500, 20_000))
+        return web.json_response({"order": order, "version": self.version}, status=201)
 
     async def api_checkout(self, request: web.Request) -> web.Response:
         if not await self._behave("/api/checkout"):
             return web.json_response(
                 {"error": "payment provider timeout", "version": self.version}, status=500
             )
-        return web.json_response({"checkout": "ok", "version": self.version})
+        # A checkout places an order: production's users write the database all the time.
+        order = await self.db.create_order(random_customer(), random.randrange(500, 20_000))
+        return web.json_response({"checkout": "ok", "order": order, "version": self.version})
 
 
-async def serve(version: str, port: int, env: str, shutdown_timeout: float) -> None:
-    service = Service(version, env)
+async def serve(version: str, port: int, env: str, shutdown_timeout: float, db_url: str = MEMORY) -> None:
+    db = OrdersDb(db_url, version)
+    try:
+        await db.start()
+    except OrdersDbError as exc:
+        log("error", "cannot open the database", error=str(exc), version=version)
+        print(str(exc), file=sys.stderr, flush=True)
+        await db.close()
+        raise SystemExit(1) from None
+    try:
+        await _serve(Service(version, env, db), port, shutdown_timeout)
+    finally:
+        await db.close()
+
+
+async def _serve(service: Service, port: int, shutdown_timeout: float) -> None:
+    version, env = service.version, service.env
     runner = web.AppRunner(
         service.app(), access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout
     )
@@ -204,7 +235,7 @@ async def serve(version: str, port: int, env: str, shutdown_timeout: float) -> N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log("info", "started", version=version, env=env, port=port, pid=os.getpid())
+    log("info", "started", version=version, env=env, port=port, pid=os.getpid(), db=service.db.dialect)
     await stop.wait()
     log("info", "stopping: finishing in-flight requests", version=version)
     # cleanup() closes the listening socket first, then waits for handlers in flight.
@@ -218,8 +249,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--env", default="dev")
     parser.add_argument("--shutdown-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--db",
+        default=MEMORY,
+        help="orders database: sqlite:///path.db or postgresql://user@host:port/db "
+        "(password in PGPASSWORD); default: private in-memory SQLite",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.version, args.port, args.env, args.shutdown_timeout))
+    asyncio.run(serve(args.version, args.port, args.env, args.shutdown_timeout, args.db))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,7 @@ class Session:
             run_dir=paths.run_dir(self.state_dir, self.plan.service.name, env.name),
             options=options,
             secrets=self._secret,
+            state_dir=self.state_dir,
         )
 
     def _secret(self, name: str) -> str:

@@ -351,7 +351,13 @@ class LocalBackend(DeployBackend):
         """Start (or start again) ``replica``'s process on a fresh port."""
         port = procs.free_port()
         argv = self.options.render(
-            version=replica.version, port=port, env=self.ctx.env, service=self.ctx.service, python=procs.python()
+            version=replica.version,
+            port=port,
+            env=self.ctx.env,
+            service=self.ctx.service,
+            python=procs.python(),
+            # Absolute, as the plan's sqlite:///{state_dir}/... database URLs are filled.
+            state_dir=str((self.ctx.state_dir or self.ctx.run_dir).absolute()),
         )
         env = procs.child_env(
             self._marker,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cockpit.adapters.option_checks import check_absolute_path, check_placeholders, check_versions
 from cockpit.units import Duration, PositiveDuration
 
-PLACEHOLDERS = frozenset({"python", "version", "port", "env", "service"})
+PLACEHOLDERS = frozenset({"python", "version", "port", "env", "service", "state_dir"})
 DEMO_COMMAND = [
     "{python}", "-m", "cockpit.demo.service",
     "--version", "{version}", "--port", "{port}", "--env", "{env}",
@@ -48,8 +48,8 @@ class LocalOptions(BaseModel):
 
     command: list[str] = Field(default_factory=lambda: list(DEMO_COMMAND), min_length=1)
     """Command that starts one replica. Placeholders: ``{python}`` (this interpreter),
-    ``{version}``, ``{port}`` (a free port chosen per replica), ``{env}``, ``{service}``.
-    Defaults to the embedded demo service."""
+    ``{version}``, ``{port}`` (a free port chosen per replica), ``{env}``, ``{service}``,
+    ``{state_dir}`` (the cockpit's state dir, e.g. for a per-environment SQLite file). Defaults to the embedded demo service."""
 
     versions: list[str] = Field(min_length=1)
     """The versions that exist, oldest first; deploying any other version is an error."""
@@ -104,6 +104,11 @@ class LocalOptions(BaseModel):
     def _absolute_path(cls, path: str) -> str:
         return check_absolute_path(path)
 
-    def render(self, *, version: str, port: int, env: str, service: str, python: str) -> list[str]:
-        values = {"python": python, "version": version, "port": port, "env": env, "service": service}
+    def render(
+        self, *, version: str, port: int, env: str, service: str, python: str, state_dir: str = ""
+    ) -> list[str]:
+        values = {
+            "python": python, "version": version, "port": port, "env": env, "service": service,
+            "state_dir": state_dir,
+        }  # fmt: skip
         return [arg.format(**values) for arg in self.command]
