@@ -740,7 +740,8 @@ def rollout(
            --pause-timeout), aborted, and traffic observed on stable
       2    usage or plan error, or the start was refused
       1    anything else: failed abort, Degraded, health-gate or crash-loop abort,
-           journal failure, timeout, or an outcome the backend could not confirm
+           a failing expand step (nothing deployed), journal failure, timeout, or an
+           outcome the backend could not confirm
       130  interrupted (SIGINT/SIGTERM), journaled with the state
     """
     headless_only(headless, auto_promote, pause_timeout)

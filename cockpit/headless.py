@@ -13,8 +13,9 @@ never from reason text, so CI only reads "safe" when it was observed to be:
   ``--pause-timeout D`` makes each one a timed pause of D.
 * ``2`` usage or plan error, including a refused start.
 * ``1`` anything else, with what is known printed: a failed abort, a Degraded end, a
-  health-gate or crash-loop abort, a journal failure, a timeout, or an outcome that
-  the backend could not confirm.
+  health-gate or crash-loop abort, a failing expand step (``migration-failed``: the
+  release's database steps run first, so nothing was deployed), a journal failure, a
+  timeout, or an outcome that the backend could not confirm.
 * ``130`` interrupted (SIGINT/SIGTERM); the interruption is journaled with the state.
 
 A closed stdout (a pipe whose reader went away) stops the printing, not the rollout.
