@@ -3,6 +3,8 @@ naming the step, the track and the version out (or none)."""
 
 from __future__ import annotations
 
+import pytest
+
 from cockpit.engine import migration_guards as g
 from cockpit.engine.state import Phase, RolloutState
 from cockpit.migrations.api import StepRecord, StepState
@@ -130,3 +132,30 @@ def test_roll_back_last_is_stack_order_and_guarded() -> None:
     why = g.down_refusal(no_down, seen(APPLIED_EXPANDS, status("1.0.0")))
     assert why == "expand 'orders-full-name' of 1.1.0 has no down action: it cannot be rolled back"
     assert g.rollback_choice(STEPS, seen({}, status("1.0.0"))).refused == "no step is applied on production"
+
+
+def test_the_machine_runs_expand_first_and_stops_with_nothing_deployed() -> None:
+    from cockpit.engine.machine import DeployCanary, Refused, RolloutMachine, RunExpand
+    from cockpit.engine.state import Activity, Cause
+    from cockpit.plan.models import Step
+
+    m = RolloutMachine([Step(set_weight=50)])
+    start = m.start(healthy(), "1.1.0", ["1.0.0", "1.1.0"], 0.0, migrate=True)
+    assert start.effects == (RunExpand("1.1.0"),) and start.state.activity is Activity.MIGRATING
+    assert start.then is not None and start.then.what == "expanded"
+    # No abort while a schema step runs (it ends by itself; a failure stops the rollout).
+    with pytest.raises(Refused, match="running expand steps"):
+        m.abort(start.state, "no")
+    shown = m.expand_progress(start.state, start.then, "expand 1/2: orders-full-name")
+    assert shown.reason == "expand 1/2: orders-full-name"
+    deploy = m.resume(shown, start.then, 1.0)
+    assert deploy is not None and deploy.effects == (DeployCanary("1.1.0"),)
+    failed = m.expand_failed(shown, start.then, "expand 'orders-audit' of 1.1.0 failed after 0.01s: boom")
+    assert failed is not None and failed.effects == ()
+    assert failed.state.cause is Cause.MIGRATION_FAILED and failed.state.canary_version is None
+    assert failed.state.epoch == start.state.epoch + 1  # a late report of the old run is dropped
+    assert m.expand_failed(failed.state, start.then, "late") is None
+    retry = m.retry(failed.state, ["1.0.0", "1.1.0"], 2.0, migrate=True)
+    assert retry.effects == (RunExpand("1.1.0"),)
+    # Without a database, the rollout deploys at once, as before.
+    assert m.start(healthy(), "1.1.0", [], 0.0).effects == (DeployCanary("1.1.0"),)

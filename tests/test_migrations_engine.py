@@ -20,7 +20,9 @@ from cockpit.engine.state import Activity, Cause, Phase
 from cockpit.migrations.api import StepState
 from cockpit.plan import parse_plan
 from tests.memory_backend import MemoryBackend
-from tests.postgres_fixtures import PgDatabase
+
+pytest.register_assert_rewrite("tests.postgres_fixtures")
+from tests.postgres_fixtures import PgDatabase  # noqa: E402
 
 pytest_plugins = ["tests.postgres_fixtures"]  # postgres_db: a fresh database per test
 
@@ -516,20 +518,21 @@ async def test_release_on_postgresql(state_dir: Path, postgres_db: PgDatabase, m
 
 
 @pytest.mark.asyncio
-async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(
-    state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(state_dir: Path, tmp_path: Path) -> None:
+    import io
+
     from cockpit.headless import EXIT_ERROR, EXIT_OK, run_rollout
 
     db = make_db(tmp_path / "broken.db", audit=False)
     session = Session(make_plan(db), state_dir=state_dir / "one", user="ci")
-    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30) == EXIT_ERROR
-    said = capsys.readouterr().out
+    out = io.StringIO()
+    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30, out=out) == EXIT_ERROR
+    said = out.getvalue()
     assert "aborted (migration-failed): expand failed: " in said and "no such table: audit" in said
 
     db = make_db(tmp_path / "shop.db")
     session = Session(make_plan(db), state_dir=state_dir / "two", user="ci")
-    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30) == EXIT_OK
+    assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30, out=out) == EXIT_OK
     assert columns(db) == {"id", "customer", "customer_name"}  # contract = "manual": not run
 
 
@@ -602,5 +605,71 @@ async def test_a_platform_that_walks_the_steps_gets_the_rollout_only_after_expan
         assert result.ok, result.message
         assert columns(db) == {"id", "customer", "customer_name"}
         await until(lambda: controller.state.in_rollout, what="the platform took the rollout")
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_a_database_that_cannot_be_reached_is_shown_and_stops_the_rollout(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COCKPIT_TEST_PG_PASSWORD_B", "not-the-password-x9")
+    url = "postgresql://cockpit@127.0.0.1:1/shop"  # nothing listens on port 1
+    session = await started(parse_plan(PG_PLAN.format(service=f"s{uuid.uuid4().hex[:8]}", url=url)), state_dir)
+    try:
+        controller = session.controller("production")
+        migrations = controller.migrations
+        assert migrations is not None
+        await until(lambda: migrations.error is not None, what="the read failed")
+        view = session.view("production").migrations
+        assert view is not None and view.database == url and view.error
+        assert view.next_refused == f"the database cannot be read: {view.error}"
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
+        await until(lambda: controller.state.phase is Phase.ABORTED, what="stopped")
+        assert controller.state.cause is Cause.MIGRATION_FAILED
+        assert "the database cannot be read" in controller.state.reason
+        assert backend(session).canary is None
+        everything = " ".join(r.detail + r.reason for r in session.journal.records(limit=1000))
+        assert "not-the-password-x9" not in everything + controller.state.reason + view.error
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_contract_after_promote_waits_for_the_old_version_to_drain(state_dir: Path, tmp_path: Path) -> None:
+    from dataclasses import replace as change
+
+    from cockpit.model import TrackStatus
+
+    db = make_db(tmp_path / "shop.db")
+    session = await started(make_plan(db, contract="after-promote"), state_dir)
+    try:
+        controller = session.controller("production")
+        mem = backend(session)
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
+        await until(lambda: controller.state.phase is Phase.PAUSED, what="paused")
+        status = mem.status
+        draining_until = [0.0]
+
+        async def draining_status():
+            # The old version's replicas still finish their requests for a moment.
+            seen = await status()
+            if time.monotonic() < draining_until[0]:
+                return change(seen, canary=TrackStatus("1.0.0", 2, 2))
+            return seen
+
+        promote = mem.promote_canary
+
+        async def promote_and_drain() -> None:
+            await promote()
+            draining_until[0] = time.monotonic() + 1.5
+
+        mem.status = draining_status  # type: ignore[method-assign]
+        mem.promote_canary = promote_and_drain  # type: ignore[method-assign]
+        promoted = time.monotonic()
+        assert (await session.submit("production", Promote())).ok
+        await until(lambda: "customer" not in columns(db), what="contract once 1.0.0 is gone")
+        assert time.monotonic() - promoted >= 1.4  # not while 1.0.0 still ran
+        assert not [e for e in journal(session, "migrate") if e[1] == "refused"]
     finally:
         await session.close()

@@ -170,6 +170,40 @@ async def test_statement_timeout_interrupts(tmp_path: Path) -> None:
     assert "slow" not in tables(tmp_path / "staging.db")
 
 
+@pytest.mark.asyncio
+async def test_unreadable_sql_file_runs_nothing_and_records_nothing(tmp_path: Path) -> None:
+    t = open_target(
+        Database(url=f"sqlite:///{tmp_path}/shop.db"),
+        service="s", env="e", state_dir="/", secret=str, plan_dir=tmp_path,
+    )  # fmt: skip
+    missing = Migration.model_validate(
+        {"name": "from-file", "release": "1.1.0", "phase": "expand", "up": {"file": "sql/up.sql"}}
+    )
+    with pytest.raises(MigrationError, match=r"sql/up\.sql' cannot be read: No such file"):
+        await t.run(missing, "up", by="ann")
+    assert await t.records() == {}
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "up.sql").write_text("CREATE TABLE f (id INTEGER);")
+    assert (await t.run(missing, "up", by="ann")).ok and "f" in tables(tmp_path / "shop.db")
+
+
+@pytest.mark.asyncio
+async def test_cancelled_run_releases_the_lock_only_after_its_sql_ended(tmp_path: Path) -> None:
+    t = target(tmp_path)
+    task = asyncio.create_task(t.run(step("slow", SLOW_SQL, statement_timeout=0.8), "up", by="ann"))
+    while not (await t.records()).get("slow"):
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # By now the statement has ended: the file takes a writer at once and the lock is free.
+    other = sqlite3.connect(tmp_path / "staging.db", timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    other.close()
+    assert t._lock_free() and "slow" not in tables(tmp_path / "staging.db")
+
+
 CHILD = textwrap.dedent(
     """
     import asyncio, sys

@@ -21,8 +21,8 @@ from typing import Any
 
 from cockpit.adapters.base import BackendError, Capability, DeployBackend, MetricsSource
 from cockpit.engine.clock import SYSTEM_CLOCK, Clock
-from cockpit.engine.commands import Command, RollbackMigration, RunMigration
-from cockpit.engine.drivers import Driver, GateRefused, driver_class
+from cockpit.engine.commands import Command, Retry, RollbackMigration, RunMigration, StartRollout
+from cockpit.engine.drivers import Driver, GateRefused, MachineDriver, driver_class
 from cockpit.engine.machine import Refused
 from cockpit.engine.migrations import MigrationsController
 from cockpit.engine.polling import Poller, PollState, backoff
@@ -359,6 +359,10 @@ class EnvironmentController:
             unwritten = self.journal_quietly(action, "started", reason=reason, detail=decision.detail)
             if unwritten:
                 return ActionResult(False, f"not done, nothing changed: {unwritten}", Cause.JOURNAL_FAILURE)
+            if problem := await self._expand_for_platform(command):
+                elapsed = (self.clock.monotonic() - started) * 1000
+                self.journal_quietly(action, "failed", reason=reason, detail=problem, duration_ms=elapsed)
+                return ActionResult(False, problem, Cause.MIGRATION_FAILED)
             try:
                 error = await self.driver.run(decision, action, reason)
             except GateRefused as gate:
@@ -381,6 +385,24 @@ class EnvironmentController:
         return ActionResult(True, done)
 
     # ------------------------------------------------------------------ migrations
+
+    async def _expand_for_platform(self, command: Command) -> str | None:
+        """A platform that walks the steps itself (a mirror driver) deploys as soon as it is
+        told: the release's expand steps run here first, and the rollout is not forwarded
+        unless the database then records them all as applied. (The machine driver runs them
+        as the rollout's first step instead, shown as it goes.)"""
+        if self.migrations is None or isinstance(self.driver, MachineDriver):
+            return None
+        if isinstance(command, StartRollout):
+            version = command.version
+        elif isinstance(command, Retry) and self.state.target_version is not None:
+            version = self.state.target_version
+        else:
+            return None
+        error = await self.migrations.run_expand(version, lambda: self.state, lambda n, total, step: None, self.user)
+        if error is None:
+            return None
+        return f"expand failed: {error}; nothing was deployed (the rollout was not sent to {self.backend.name})"
 
     def _migration_preview(self, command: RunMigration | RollbackMigration) -> str | None:
         """The screen's question, answered from the last records and the last status poll;

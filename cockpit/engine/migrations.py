@@ -231,12 +231,22 @@ class MigrationsController:
             self.lint_error = None
         except MigrationError as err:
             self.lint, self.lint_error = (), redact(str(err))
+        except Exception as err:  # the linter's own bug: said in the view, never a dead watch
+            log.exception("%s: linting the migrations failed", self.env)
+            self.lint, self.lint_error = (), redact(f"the lint failed: {type(err).__name__}: {err}")
         self._changed()
 
     @property
     def description(self) -> str:
+        """Where, for people (never a password); worked out from the URL alone, so showing
+        it never opens the database nor resolves its secret."""
+        if self._target is not None:
+            return self._target.description
+        from cockpit.migrations import urls
+
         try:
-            return self._open().description
+            filled = urls.fill(self.database.url, service=self.service, env=self.env, state_dir=self.state_dir)
+            return urls.parse(filled).description
         except MigrationError as err:
             return redact(f"{self.database.url.split('://', 1)[0]} database ({err})")
 

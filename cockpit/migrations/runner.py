@@ -10,7 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from cockpit.migrations import records
 from cockpit.migrations.api import (
@@ -25,6 +25,18 @@ from cockpit.migrations.command import CommandExecutor, CommandSpec, resolve_sec
 from cockpit.plan.migrations import Database, Migration
 
 SecretLookup = Callable[[str], str]
+T = TypeVar("T")
+
+
+async def finish_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread, finished even if the caller is cancelled: a thread
+    cannot be stopped, and the lock must not be released while its SQL still runs."""
+    job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await asyncio.wait([job])
+        raise
 
 
 class SqlTarget(ABC):
@@ -107,11 +119,11 @@ class SqlTarget(ABC):
             if on_line is not None:
                 loop.call_soon_threadsafe(on_line, line)
 
-        lock = await asyncio.to_thread(self._acquire, by)
+        lock = await finish_in_thread(self._acquire, by)
         try:
             return await self._run_locked(step, direction, by, emit, on_line)
         finally:
-            await asyncio.to_thread(self._release, lock)
+            await finish_in_thread(self._release, lock)
 
     async def _run_locked(
         self, step: Migration, direction: Direction, by: str, emit: OnLine, on_line: OnLine | None
@@ -125,6 +137,8 @@ class SqlTarget(ABC):
             else (current.checksum if current else "")
         )
         transactional = step.transaction and action.command is None
+        # Read before the 'running' row: a file that cannot be read must not leave one behind.
+        sql = records.sql_of(action, self.plan_dir) if action.command is None else ""
         started = time.time()
 
         def record(
@@ -136,7 +150,7 @@ class SqlTarget(ABC):
             )  # fmt: skip
 
         # The step's own lock_timeout: on SQLite even this row waits for the file's lock.
-        await asyncio.to_thread(self._write, record(StepState.RUNNING), self.timeouts(step)[0])
+        await finish_in_thread(self._write, record(StepState.RUNNING), self.timeouts(step)[0])
         success = StepState.APPLIED if direction == "up" else StepState.ROLLED_BACK
         # A failed down leaves the step applied (with a transaction nothing of the down stayed).
         if action.command is not None:
@@ -145,22 +159,21 @@ class SqlTarget(ABC):
             )
             output, error = result
             end = time.time()
-            await asyncio.to_thread(
+            await finish_in_thread(
                 self._write, record(success if error is None else StepState.FAILED, output, error, end)
             )
         else:
-            sql = records.sql_of(action, self.plan_dir)
 
             def done(output: str) -> StepRecord:
                 return record(success, output, None, time.time())
 
-            output, error = await asyncio.to_thread(
+            output, error = await finish_in_thread(
                 self._apply_sql, sql, step, done if transactional else None, emit
             )
             end = time.time()
             if error is not None or not transactional:
                 final = record(success if error is None else StepState.FAILED, output, error, end)
-                await asyncio.to_thread(self._write, final)
+                await finish_in_thread(self._write, final)
         return StepRun(step.name, direction, error is None, started, end, records.trim(output), error)
 
     async def _run_command(

@@ -45,12 +45,17 @@ from cockpit.engine.reconcile import Snapshot, reconcile
 from cockpit.engine.smoke import Target, run_checks, target_for
 from cockpit.engine.state import Activity, AnalysisView, Cause, Outcome, Revision, RolloutState, SmokeResult
 from cockpit.engine.views import describe_track
+from cockpit.migrations.order import release_key
 from cockpit.model import BackendStatus
 from cockpit.plan.migrations import Migration
 from cockpit.plan.models import SmokeCheck
 from cockpit.secrets import redact
 
 log = logging.getLogger(__name__)
+
+# After a promote the old version's processes may take a while to drain: the contract
+# after promote waits up to this long to see them gone before its guard judges.
+CONTRACT_SETTLE = 60.0
 
 
 class _GateClosed(Exception):
@@ -427,6 +432,22 @@ class MachineDriver(Driver):
             else:
                 await self._drive(self.machine.expand_failed(host.state, token, error))
 
+    async def _until_alone(self, version: str) -> None:
+        """Wait (up to :data:`CONTRACT_SETTLE`) until the platform is seen running nothing
+        older than ``version``; the contract's own guard then judges on a fresh look."""
+        host = self.host
+        key = release_key(version)
+        deadline = host.clock.monotonic() + CONTRACT_SETTLE
+        while host.clock.monotonic() < deadline:
+            try:
+                status = await host.backend.status()
+            except BackendError:
+                status = None
+            tracks = [t for t in (status.stable, status.canary) if t is not None] if status else None
+            if tracks is not None and all(release_key(t.version) >= key for t in tracks):
+                return
+            await host.clock.sleep(1.0)
+
     async def _expand_guard(self, version: str) -> None:
         """The canary deploy's guard: every expand step ``version`` needs is recorded as
         applied in the database's records, read right now (not remembered)."""
@@ -445,6 +466,7 @@ class MachineDriver(Driver):
             return
 
         async def contract() -> None:
+            await self._until_alone(version)
             # Under the environment's lock: no rollout starts while a contract step runs.
             async with host.lock:
                 await migrations.run_contract(
