@@ -129,6 +129,9 @@ async def test_two_runners_race_one_runs_the_other_names_the_holder(postgres_db:
             )
 
     await wait_for(ann_holds, "ann's lock")
+    while "race" not in await bob.records():  # her row is written right after her lock
+        await asyncio.sleep(0.02)
+    assert (await bob.records())["race"].state is StepState.RUNNING  # her lock is held: not interrupted
     with pytest.raises(LockHeld) as err:
         await bob.run(s, "up", by="bob@bastion")
     assert err.value.holder.startswith("ann@laptop (backend pid") and "ann@laptop" in str(err.value)

@@ -193,6 +193,7 @@ async def test_cancelled_run_releases_the_lock_only_after_its_sql_ended(tmp_path
     task = asyncio.create_task(t.run(step("slow", SLOW_SQL, statement_timeout=0.8), "up", by="ann"))
     while not (await t.records()).get("slow"):
         await asyncio.sleep(0.02)
+    assert (await t.records())["slow"].state is StepState.RUNNING  # its runner holds the lock
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

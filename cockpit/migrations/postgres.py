@@ -105,17 +105,20 @@ class PostgresTarget(SqlTarget):
             lock.close()
 
     def _lock_free(self) -> bool:
-        with self._connect(name="cockpit probe") as conn:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
-            if got and got[0]:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-                return True
-            return False
+        # Looked up, not tried: a probe that took the lock for a moment could make a real
+        # runner lose the race to it.
+        with self._connect() as conn:
+            try:
+                return conn.execute(HOLDER, (LOCK_KEY,)).fetchone() is None
+            except psycopg.Error as err:
+                raise DatabaseUnavailable(
+                    f"{self.description}: the migration lock cannot be read: {self._say(err)}"
+                ) from None
 
     # -- records ----------------------------------------------------------------------
     def _ensure_table(self, conn: psycopg.Connection[Any]) -> None:
         # Two cockpits creating it at the same moment: one loses on the catalog, and it exists.
-        with contextlib.suppress(errors.UniqueViolation, errors.DuplicateTable):
+        with contextlib.suppress(errors.UniqueViolation, errors.DuplicateTable, errors.DuplicateObject):
             conn.execute(records.CREATE_TABLE)
 
     def _rows(self, name: str | None) -> list[tuple[Any, ...]]:
