@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -28,7 +28,7 @@ from tests.conftest import require_server
 @dataclass(frozen=True)
 class PgDatabase:
     url: str  # postgresql://cockpit@127.0.0.1:PORT/NAME, no password
-    password: str
+    password: str = field(repr=False)  # a failing test prints the fixture: never the password
     name: str
 
     def connect(self, **kw: Any) -> Any:
