@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.engine.commands import Promote, RollbackMigration, RunMigration, StartRollout
+from cockpit.engine.commands import Promote, Rollback, RollbackMigration, RunMigration, StartRollout
 from cockpit.engine.commands import Retry as RetryCommand
 from cockpit.engine.session import Session
 from cockpit.engine.state import Activity, Cause, Phase
@@ -264,6 +264,39 @@ async def test_contract_refused_while_the_old_version_runs_then_allowed_after_pr
         assert view.rollback_refused == "contract 'drop-customer' of 1.1.0 is irreversible: it cannot be rolled back"
         undo = await session.submit("production", RollbackMigration(), "ticket 7")
         assert not undo.ok and undo.message == view.rollback_refused
+    finally:
+        await session.close()
+
+
+@pytest.mark.asyncio
+async def test_after_the_contract_no_rollback_or_rollout_brings_the_old_version_back(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """drop-customer removed what 1.0.0 reads: a rollback (or a rollout) to 1.0.0 would
+    serve errors, so it is refused, read from the database, and the platform keeps 1.1.0."""
+    db = make_db(tmp_path / "shop.db")
+    session = await started(make_plan(db, contract="after-promote"), state_dir)
+    try:
+        controller = session.controller("production")
+        assert (await session.submit("production", StartRollout("1.1.0"))).ok
+        await until(lambda: controller.state.phase is Phase.PAUSED, what="paused")
+        assert (await session.submit("production", Promote())).ok
+        await until(lambda: "customer" not in columns(db), what="contract after promote")
+        await until(lambda: journal(session, "migrate")[-1][1] != "started", what="contract journaled")
+        why = (
+            "contract 'drop-customer' of 1.1.0 is applied: the schema no longer has what 1.0.0 uses,"
+            " so 1.0.0 cannot run here again"
+        )
+        back = await session.submit("production", Rollback())
+        assert not back.ok and why in back.message, back.message
+        assert backend(session).stable == "1.1.0"  # nothing deployed
+        again = await session.submit("production", StartRollout("1.0.0"))
+        if again.ok:  # the rollout starts, its canary deploy is refused on the records
+            await until(lambda: controller.state.phase is not Phase.PROGRESSING, what="stopped")
+            assert why in controller.state.reason, controller.state.reason
+        else:
+            assert why in again.message, again.message
+        assert backend(session).canary is None and backend(session).stable == "1.1.0"
     finally:
         await session.close()
 

@@ -75,8 +75,25 @@ def expand_due(steps: Sequence[Migration], records: Records, version: str) -> li
     ]
 
 
+def schema_refusal(steps: Sequence[Migration], records: Records, version: str) -> str | None:
+    """Why ``version`` may never run again here: a contract step of a later release is
+    applied, so the schema no longer has what ``version`` reads and writes (the contract
+    is irreversible; a rollback to it would serve errors)."""
+    key = release_key(version)
+    done = [s for s in steps if s.phase == "contract" and release_key(s.release) > key and is_applied(s, records)]
+    if not done:
+        return None
+    return (
+        f"{describe(done[0])} is applied: the schema no longer has what {version} uses,"
+        f" so {version} cannot run here again"
+    )
+
+
 def deploy_refusal(steps: Sequence[Migration], records: Records, version: str) -> str | None:
-    """Why ``version`` may not be deployed yet: an expand step it needs is not applied."""
+    """Why ``version`` may not be deployed: a contract of a later release removed what it
+    uses, or an expand step it needs is not applied yet."""
+    if gone := schema_refusal(steps, records, version):
+        return gone
     missing = expand_due(steps, records, version)
     if not missing:
         return None

@@ -424,6 +424,15 @@ class MigrationsController:
             return f"the database cannot be read: {redact(str(err))}"
         return guards.deploy_refusal(self.steps, records, version)
 
+    async def schema_refusal(self, version: str) -> str | None:
+        """A rollback's guard: why ``version`` cannot run again (a later release's contract
+        is applied), read from the database now; unreadable records refuse too."""
+        try:
+            records = await self.read()
+        except MigrationError as err:
+            return f"the database cannot be read: {redact(str(err))}"
+        return guards.schema_refusal(self.steps, records, version)
+
     async def run_contract(
         self, version: str, rollout: Callable[[], RolloutState], status: StatusFn, user: str | None = None
     ) -> list[StepOutcome]:

@@ -62,6 +62,11 @@ class _GateClosed(Exception):
     """The health gate closed between two effects of one transition: stop and go back."""
 
 
+class SchemaRefused(BackendError):
+    """A version the schema no longer fits (a later release's contract is applied) is not
+    deployed: the action fails with this reason and nothing changes on the platform."""
+
+
 class _ExpandMissing(Exception):
     """The database does not record an expand step the canary needs: nothing is deployed."""
 
@@ -303,6 +308,8 @@ class MachineDriver(Driver):
                             raise _GateClosed(problem)
                     if isinstance(effect, DeployCanary):
                         await self._expand_guard(effect.version)
+                    if isinstance(effect, DeployStable):
+                        await self._schema_guard(effect.version)
                     await self._apply(effect)
             except BackendError as err:
                 error = redact(str(err))
@@ -454,6 +461,13 @@ class MachineDriver(Driver):
         migrations = self.host.migrations
         if migrations is not None and (missing := await migrations.deploy_refusal(version)):
             raise _ExpandMissing(missing)
+
+    async def _schema_guard(self, version: str) -> None:
+        """A rollback's guard: no contract of a later release is applied (it removed what
+        ``version`` uses), read from the database right now."""
+        migrations = self.host.migrations
+        if migrations is not None and (gone := await migrations.schema_refusal(version)):
+            raise SchemaRefused(gone)
 
     def _contract_soon(self, version: str) -> None:
         """After a promote left ``version`` alone, its contract steps run by themselves
