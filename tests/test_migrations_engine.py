@@ -551,7 +551,9 @@ async def test_release_on_postgresql(state_dir: Path, postgres_db: PgDatabase, m
 
 
 @pytest.mark.asyncio
-async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(state_dir: Path, tmp_path: Path) -> None:
+async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(
+    state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import io
 
     from cockpit.headless import EXIT_ERROR, EXIT_OK, run_rollout
@@ -561,7 +563,11 @@ async def test_headless_rollout_runs_expand_and_stops_on_a_failing_one(state_dir
     out = io.StringIO()
     assert await run_rollout(session, "production", "1.1.0", auto_promote=True, timeout=30, out=out) == EXIT_ERROR
     said = out.getvalue()
-    assert "aborted (migration-failed): expand failed: " in said and "no such table: audit" in said
+    # What it said on stderr (a start that failed, a refusal) explains an empty verdict.
+    assert "aborted (migration-failed): expand failed: " in said and "no such table: audit" in said, (
+        said,
+        capsys.readouterr().err,
+    )
 
     db = make_db(tmp_path / "shop.db")
     session = Session(make_plan(db), state_dir=state_dir / "two", user="ci")
