@@ -197,6 +197,12 @@ async def main_screens(session: Session, real: bool) -> None:
                 "production waiting for a promote",
             )
             await weight_picker(app, pilot)
+            # 1.1.0's expand ran before its canary; its contract waits while 1.0.0 serves.
+            await pilot.press("m")
+            await until(pilot, lambda: type(app.screen).__name__ == "MigrationsScreen", 5, "the migrations view")
+            await pilot.pause(0.5)
+            await shoot(app, pilot, "migrations", "cockpit · production's migrations: expand applied, contract refused")
+            await pilot.press("escape")
 
         await pilot.press("h")
         await until(pilot, lambda: type(app.screen).__name__ == "HistoryScreen", 5, "history")

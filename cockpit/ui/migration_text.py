@@ -8,6 +8,7 @@ A state is a glyph *and* a word or colour, never colour alone:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual.content import Content
@@ -148,33 +149,44 @@ class MigrationAsk:
 
 def next_ask(view: EnvView) -> MigrationAsk:
     """What "run next" would do on ``view``'s environment now."""
-    m = view.migrations
-    if m is None:
-        return MigrationAsk(None, "run the next migration step", "no [[migrations]] in this plan")
-    if m.database is None:
-        return MigrationAsk(None, "run the next migration step", f"{view.name} has no database in the plan")
-    if m.running is not None:
-        return MigrationAsk(None, "run the next migration step", f"{m.running} is running now")
-    name = m.next_step
-    if name is None:
-        why = m.next_refused or m.error or "nothing to run: every step is applied"
-        return MigrationAsk(None, "run the next migration step", why)
-    what = f"run migration {describe(find(m, name), name)}"
-    return MigrationAsk(RunMigration(step=name), what, m.next_refused)
+    return _ask(
+        view,
+        "run the next migration step",
+        lambda m: (m.next_step, m.next_refused),
+        "nothing to run: every step is applied",
+        lambda name: (RunMigration(step=name), "run migration"),
+    )
 
 
 def undo_ask(view: EnvView) -> MigrationAsk:
     """What "roll back last" would do on ``view``'s environment now."""
+    return _ask(
+        view,
+        "roll back the last migration step",
+        lambda m: (m.last_applied, m.rollback_refused),
+        "nothing to roll back: no step is applied",
+        lambda name: (RollbackMigration(step=name), "roll back migration"),
+    )
+
+
+def _ask(
+    view: EnvView,
+    label: str,
+    target: Callable[[MigrationsView], tuple[str | None, str | None]],
+    nothing: str,
+    command: Callable[[str], tuple[RunMigration | RollbackMigration, str]],
+) -> MigrationAsk:
+    """One key's ask: the step it would act on and the guard's refusal (``target``), or why
+    it has nothing to act on."""
     m = view.migrations
     if m is None:
-        return MigrationAsk(None, "roll back the last migration step", "no [[migrations]] in this plan")
+        return MigrationAsk(None, label, "no [[migrations]] in this plan")
     if m.database is None:
-        return MigrationAsk(None, "roll back the last migration step", f"{view.name} has no database in the plan")
+        return MigrationAsk(None, label, f"{view.name} has no database in the plan")
     if m.running is not None:
-        return MigrationAsk(None, "roll back the last migration step", f"{m.running} is running now")
-    name = m.last_applied
+        return MigrationAsk(None, label, f"{m.running} is running now")
+    name, refused = target(m)
     if name is None:
-        why = m.rollback_refused or m.error or "nothing to roll back: no step is applied"
-        return MigrationAsk(None, "roll back the last migration step", why)
-    what = f"roll back migration {describe(find(m, name), name)}"
-    return MigrationAsk(RollbackMigration(step=name), what, m.rollback_refused)
+        return MigrationAsk(None, label, refused or m.error or nothing)
+    sent, verb = command(name)
+    return MigrationAsk(sent, f"{verb} {describe(find(m, name), name)}", refused)
