@@ -548,8 +548,10 @@ def check(plan_path: str) -> None:
 
     lines, ok = check_promql(plan)
     from cockpit.migrations.lint import report as migration_report
+    from cockpit.migrations.urls import is_postgres
 
-    lines += migration_report(plan.migrations, Path(plan_path).parent)
+    postgres = any(e.database is not None and is_postgres(e.database.url) for e in plan.environments)
+    lines += migration_report(plan.migrations, Path(plan_path).parent, postgres)
     for line in lines:
         click.echo(line)
     if not ok:

@@ -59,7 +59,7 @@ name = "shop"
 name = "dev"
 initial_version = "1.0.0"
   [environments.database]
-  url = "sqlite:///{state_dir}/dev.db"
+  url = "postgresql://shop@127.0.0.1:5432/shop"
   [environments.backend]
   adapter = "local"
     [environments.backend.options]
@@ -86,3 +86,10 @@ def test_cockpit_check_shows_findings_or_why_not(tmp_path: Path, monkeypatch: py
     result = CliRunner().invoke(cli, ["check", str(plan)])
     assert result.exit_code == 0 and "lint: squawk is not installed" in result.output
     assert "pip install squawk-cli" in result.output
+    # SQLite's SQL is not squawk's to judge: said, not linted into false syntax errors.
+    plan.write_text(PLAN.replace('"postgresql://shop@127.0.0.1:5432/shop"', '"sqlite:///{state_dir}/dev.db"'))
+    monkeypatch.undo()
+    result = CliRunner().invoke(cli, ["check", str(plan)])
+    assert result.exit_code == 0, result.output
+    assert "lint: no environment's database is PostgreSQL, so squawk does not lint the steps" in result.output
+    assert "require-concurrent-index-creation" not in result.output

@@ -224,8 +224,14 @@ class MigrationsController:
     async def run_lint(self) -> None:
         """squawk's findings on the steps' SQL, once (the plan does not change while the
         cockpit runs). squawk missing or failing is said in the view, never a silent pass."""
-        from cockpit.migrations.lint import lint_steps
+        from cockpit.migrations.lint import NOT_POSTGRES, lint_steps
+        from cockpit.migrations.urls import is_postgres
 
+        if not is_postgres(self.database.url):
+            # squawk parses PostgreSQL: SQLite's triggers would read as syntax errors.
+            self.lint, self.lint_error = (), NOT_POSTGRES
+            self._changed()
+            return
         try:
             self.lint = tuple(await asyncio.to_thread(lint_steps, self.steps, self.plan_dir))
             self.lint_error = None

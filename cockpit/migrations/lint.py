@@ -134,9 +134,14 @@ def _run(
     return out
 
 
-def report(steps: Sequence[Migration], plan_dir: Path | None) -> list[str]:
+NOT_POSTGRES = "squawk lints PostgreSQL's SQL and this database is not PostgreSQL: the steps are not linted"
+
+
+def report(steps: Sequence[Migration], plan_dir: Path | None, postgres: bool = True) -> list[str]:
     """``cockpit check``'s lines for the migrations: each step, then squawk's findings (or
-    why squawk could not run). Findings advise; they do not fail the check."""
+    why squawk could not run). Findings advise; they do not fail the check. ``postgres``:
+    whether any environment's database is PostgreSQL (SQLite's SQL is not squawk's to judge:
+    its trigger syntax reads as syntax errors)."""
     if not steps:
         return []
     lines = ["migrations"]
@@ -145,6 +150,8 @@ def report(steps: Sequence[Migration], plan_dir: Path | None) -> list[str]:
         back = "irreversible" if step.irreversible else ("reversible" if step.down else "no down")
         tx = "" if step.transaction else ", no transaction"
         lines.append(f"  {step.name:<24} {step.phase:<8} {step.release:<10} {kind}, {back}{tx}")
+    if not postgres:
+        return [*lines, "  lint: no environment's database is PostgreSQL, so squawk does not lint the steps"]
     try:
         findings = lint_steps(steps, plan_dir)
     except MigrationError as err:

@@ -52,6 +52,11 @@ def fill(url: str, *, service: str, env: str, state_dir: Path | str) -> str:
     )
 
 
+def is_postgres(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database (squawk lints only PostgreSQL's SQL)."""
+    return url.split(":", 1)[0].lower() in POSTGRES_SCHEMES
+
+
 def has_password(url: str) -> bool:
     """Whether a postgresql:// URL carries a password (in its user part or a query key)."""
     try:
