@@ -25,7 +25,7 @@ import pytest
 from cockpit import model
 
 PACKAGE = Path(__file__).resolve().parent.parent / "cockpit"
-SDKS = {"docker", "kubernetes", "httpx", "prometheus_api_client", "aiohttp", "keyring"}
+SDKS = {"docker", "kubernetes", "httpx", "prometheus_api_client", "aiohttp", "keyring", "psycopg", "sqlite3"}
 ENGINE_MAY_USE = ("cockpit.adapters.base", "cockpit.adapters.registry")
 UI_MAY_USE = ("cockpit.adapters.base",)
 TEST_HELPERS = ("cockpit.adapters.testing", "cockpit.adapters.memory")
