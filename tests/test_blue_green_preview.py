@@ -24,7 +24,10 @@ def blue_green_demo(service: str) -> Plan:
     data["service"]["name"] = service
     data["strategy"] = {"blue_green": {"pre_promotion_analysis": ["success-rate"], "auto_promote": False}}
     for check in data["analysis"]["checks"]:
-        check["interval"], check["count"] = 1.0, 2
+        # The testers send ~1 req/s to the preview (10 % of dev's 10 req/s): a 1 s window
+        # is empty often enough that four in a row (the no-data limit) happened under CI
+        # load; 2 s windows expect two requests each.
+        check["interval"], check["count"] = 2.0, 2
     return Plan.model_validate(data)
 
 
@@ -48,7 +51,7 @@ async def test_the_preview_at_weight_0_is_measured_on_its_testers_traffic(
         result = await session.submit("dev", StartRollout("1.1.0"))
         assert result.ok, result.message
         view = session.view("dev")
-        for _ in range(300):  # the preview deploys, then the analysis measures twice, 1 s apart
+        for _ in range(600):  # the preview deploys, then the analysis measures twice, 2 s apart
             view = session.view("dev")
             a = view.rollout.analysis
             if a is not None and a.outcome is not Outcome.RUNNING:
